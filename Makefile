@@ -1,0 +1,82 @@
+# harmowam-edge developer entry points. Every target sets itself up: `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HE := $(VENV)/bin/harmowam-edge
+# A CPU build of torch on workstations and CI; set TORCH_SPEC to a CUDA build if you have a GPU.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= export,calib,sim,dev
+BENCH_OUT ?= bench-results
+PRECISION ?= fp32
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: help setup system-deps test test-python test-firmware lint format bench export demo clean
+
+help:
+	@echo "make demo     set up, build the demo bundle, run the simulated rig for ~20 s"
+	@echo "make test     set up, run the firmware C unit tests and the Python test suite"
+	@echo "make lint     ruff + mypy"
+	@echo "make bench    benchmarks: tables on screen, JSON under $(BENCH_OUT)/"
+	@echo "make export CKPT=dir OUT=bundle [PRECISION=fp32|fp16|int8] [CALIB=recording|npz-dir]"
+
+# System libraries the Python wheels load at run time (pyrealsense2: libusb; MuJoCo headless: EGL + Mesa).
+SYSTEM_LIBS := libusb-1.0.so.0 libEGL.so.1
+SYSTEM_PKGS := libusb-1.0-0 libegl1 libgl1-mesa-dri gcc make
+system-deps:
+	@missing=""; for lib in $(SYSTEM_LIBS); do ldconfig -p | grep -q "$$lib" || missing="$$missing $$lib"; done; \
+	command -v cc >/dev/null || missing="$$missing cc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing system libraries:$$missing"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
+	  else \
+	    echo "install them with: sudo apt-get install -y $(SYSTEM_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, so that the export extra's `torch>=...` is already met and pulls no CUDA packages.
+	if [[ ",$(EXTRAS)," == *",export,"* ]]; then $(PY) -m pip install -q "$(TORCH_SPEC)"; fi
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: test-firmware test-python
+
+test-firmware:
+	$(MAKE) --no-print-directory -C firmware_bridge/firmware test
+
+test-python: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	mkdir -p $(BENCH_OUT)
+	$(HE) bridge bench --json $(BENCH_OUT)/bridge.json
+	$(HE) export bench --json $(BENCH_OUT)/export.json
+	$(HE) bench --json $(BENCH_OUT)/runtime.json
+	$(HE) sim bench --json $(BENCH_OUT)/sim.json
+
+export: setup
+	@test -n "$(CKPT)" -a -n "$(OUT)" || { echo "usage: make export CKPT=checkpoint-dir OUT=bundle-dir [PRECISION=fp32|fp16|int8] [CALIB=path]"; exit 2; }
+	$(HE) export bundle "$(CKPT)" --out "$(OUT)" --precision $(PRECISION) $(if $(CALIB),--calib "$(CALIB)") $(if $(FORCE),--force)
+
+demo: setup
+	$(HE) run --sim --duration 20
+
+clean:
+	rm -rf $(BENCH_OUT) .pytest_cache .ruff_cache .mypy_cache firmware_bridge/firmware/build

@@ -1,0 +1,41 @@
+"""Deploy bundles: the manifest schema shared with `export`, and (runtime) the verifying loader."""
+
+from harmowam_edge.bundle.schema import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    ActionSpace,
+    ArmSpec,
+    BundleSchemaError,
+    CameraSpec,
+    EnginePlan,
+    EngineSet,
+    GateParams,
+    GraphSpec,
+    JointSpec,
+    Manifest,
+    NetworkSpec,
+    PolicyParams,
+    Provenance,
+    TaskTable,
+    TensorSpec,
+)
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "ActionSpace",
+    "ArmSpec",
+    "BundleSchemaError",
+    "CameraSpec",
+    "EnginePlan",
+    "EngineSet",
+    "GateParams",
+    "GraphSpec",
+    "JointSpec",
+    "Manifest",
+    "NetworkSpec",
+    "PolicyParams",
+    "Provenance",
+    "TaskTable",
+    "TensorSpec",
+]

@@ -1,0 +1,7 @@
+"""`harmowam-edge camera ...`: RealSense camera commands (issue 4). Heavy imports stay inside the command bodies."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
