@@ -250,7 +250,9 @@ def _arm_xml(mount: ArmMount, wrist_cameras: Sequence[CameraMount], indent: str)
         for i, g in enumerate(link.geoms):
             lines.append(pad + "  " + _geom_xml(g, f"{p}{link.name}_geom{i}"))
         if link.name == arm_desc.TCP_LINK:
-            lines.append(f'{pad}  <site name="{p}tcp" pos="{_f(arm_desc.TCP_POS)}" size="0.006" rgba="1 0 1 0.4"/>')
+            lines.append(
+                f'{pad}  <site name="{p}tcp" pos="{_f(arm_desc.TCP_POS)}" size="0.006" rgba="1 0 1 0.4" group="4"/>'
+            )
             for cam in wrist_cameras:
                 lines.append(
                     f'{pad}  <camera name="{cam.name}" pos="{_f(cam.pos)}" xyaxes="{_f(cam.xyaxes or ())}" '

@@ -1,0 +1,142 @@
+"""`harmowam-edge sim bench`: what the simulated rig costs on this machine (docs/architecture.md §5 format).
+
+Figures are medians measured in one run; the machine may be shared, so they are for comparison, not promises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mujoco
+
+from harmowam_edge.bundle.schema import CameraSpec
+from harmowam_edge.sim.camera import SceneRenderer, depth_to_z16
+from harmowam_edge.sim.world import SimWorld
+
+
+@dataclass
+class BenchRow:
+    metric: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "unit": self.unit, "target": self.target, "ok": self.ok}
+
+
+@dataclass
+class BenchReport:
+    rows: list[BenchRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, metric: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> None:
+        self.rows.append(BenchRow(metric, round(float(value), 4), unit, target, ok))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "area": "sim",
+            "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "machine": machine_info(),
+            "rows": [r.to_dict() for r in self.rows],
+            "notes": list(self.notes),
+        }
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "python": platform.python_version(),
+        "mujoco": mujoco.__version__,
+        "gl": os.environ.get("MUJOCO_GL", ""),
+        "platform": sys.platform,
+    }
+
+
+def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(samples)
+
+
+def bench_render(report: BenchReport, width: int, height: int, fps: int = 30, repeats: int = 30) -> None:
+    """One RGB-D frame as the camera thread makes it: scene snapshot, render, read back, z16 conversion."""
+    spec = CameraSpec("front", width, height, fps, ("color", "depth"))
+    world = SimWorld(1, [spec], seed=0)
+    renderer = SceneRenderer(world, spec.name, width, height)
+    try:
+
+        def frame() -> None:
+            renderer.snapshot()
+            _, depth = renderer.render()
+            depth_to_z16(depth, spec.depth_units_m)
+
+        ms = _median_ms(frame, repeats)
+    finally:
+        renderer.close()
+    budget = 1e3 / fps
+    report.add(f"render RGB-D {width}x{height} p50", ms, "ms", f"<= {budget:.1f} ms ({fps} fps)", ms <= budget)
+
+
+def bench_physics(report: BenchReport, arms: int = 1, seconds: float = 3.0) -> None:
+    world = SimWorld(arms, [], seed=0)
+    n = 2000
+    t0 = time.perf_counter()
+    world.step(n)
+    per_step = (time.perf_counter() - t0) / n
+    dt = float(world.model.opt.timestep)
+    report.add(f"physics step ({arms} arm{'s' if arms > 1 else ''}, 4 objects)", per_step * 1e6, "us")
+    report.add(f"physics max speed ({arms} arm{'s' if arms > 1 else ''})", dt / per_step, "x real time", ">= 1", None)
+    world.reset(0)
+    world.start()
+    time.sleep(seconds)
+    stats = world.stats()
+    world.stop()
+    rtf = stats.real_time_factor
+    report.add(
+        f"physics thread real-time factor ({arms} arm{'s' if arms > 1 else ''})",
+        rtf,
+        "x",
+        ">= 0.98",
+        rtf >= 0.98 and stats.lag_resets == 0,
+    )
+
+
+def run_bench(quick: bool = False) -> BenchReport:
+    report = BenchReport()
+    report.notes.append("medians of one run; the machine may be shared with other work")
+    report.notes.append(f"OpenGL: MUJOCO_GL={os.environ.get('MUJOCO_GL', '')} (software rendering if no GPU)")
+    bench_render(report, 640, 480, repeats=10 if quick else 30)
+    bench_render(report, 160, 120, repeats=10 if quick else 30)
+    bench_physics(report, 1, seconds=1.0 if quick else 3.0)
+    bench_physics(report, 2, seconds=1.0 if quick else 3.0)
+    return report

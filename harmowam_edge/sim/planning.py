@@ -1,0 +1,243 @@
+"""Inverse kinematics and pick plans for the scripted expert: pure computation on a private copy of the model.
+
+`IKSolver` solves for a tool-centre-point pose with damped least squares on MuJoCo's site Jacobian, inside the
+joint limits. `plan_pick` turns "pick this object" into joint-space segments (approach above it, descend
+straight, close, lift) timed as minimum-jerk moves within the reference arm's velocity and acceleration limits.
+`JointTrajectory.sample(t)` is what the expert streams as setpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from harmowam_edge.bundle.schema import REFERENCE_JOINT_MAX_ACCELERATION, REFERENCE_JOINT_MAX_VELOCITY
+from harmowam_edge.sim import arm as arm_desc
+from harmowam_edge.sim import scene
+from harmowam_edge.sim.world import ArmIndex, SimWorld
+
+# The expert moves well inside the firmware's limits, so the firmware never has to clip its reference.
+EXPERT_VELOCITY = 0.6 * REFERENCE_JOINT_MAX_VELOCITY
+EXPERT_ACCELERATION = 0.5 * REFERENCE_JOINT_MAX_ACCELERATION
+APPROACH_HEIGHT = 0.12  # m above the grasp point
+LIFT_HEIGHT = 0.15  # m above the grasp point
+GRASP_CLOSED = 0.0  # commanded opening when closing: the fingers stop on the object and squeeze
+CLOSE_TIME = 0.6  # s for the fingers to close and settle
+SETTLE_TIME = 0.2  # s pauses between moves
+
+
+class IKError(RuntimeError):
+    """No joint configuration within the limits reaches the requested pose."""
+
+
+@dataclass(frozen=True)
+class IKResult:
+    q: np.ndarray
+    position_error: float  # m
+    rotation_error: float  # rad
+    iterations: int
+
+
+def top_down_rotation(yaw: float) -> np.ndarray:
+    """Tool frame pointing straight down (z = -world z), its closing axis (y) at `yaw` in the table plane."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    y = np.array([c, s, 0.0])
+    z = np.array([0.0, 0.0, -1.0])
+    x = np.cross(y, z)
+    return np.column_stack([x, y, z])
+
+
+def _rotation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Axis-angle vector (world frame) rotating `current` onto `target`."""
+    r = target @ current.T
+    angle = math.acos(max(-1.0, min(1.0, (np.trace(r) - 1.0) / 2.0)))
+    if angle < 1e-9:
+        return np.zeros(3)
+    if math.pi - angle < 1e-6:  # half turn: axis from the symmetric part
+        w, v = np.linalg.eigh((r + np.eye(3)) / 2.0)
+        return v[:, int(np.argmax(w))] * angle
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / (2.0 * math.sin(angle))
+    return axis * angle
+
+
+class IKSolver:
+    """Damped least squares on one arm's six joints, using a private MjData (the live world is not touched)."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.model = world.model
+        self.data = mujoco.MjData(world.model)
+        with world.lock:
+            self.data.qpos[:] = world.data.qpos
+        self._jacp = np.zeros((3, self.model.nv))
+        self._jacr = np.zeros((3, self.model.nv))
+
+    def tcp_pose(self, arm: ArmIndex, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.data.qpos[arm.qpos] = q
+        mujoco.mj_kinematics(self.model, self.data)
+        return self.data.site_xpos[arm.tcp_site].copy(), self.data.site_xmat[arm.tcp_site].reshape(3, 3).copy()
+
+    def solve(
+        self,
+        arm: ArmIndex,
+        position: np.ndarray,
+        rotation: np.ndarray,
+        q0: np.ndarray,
+        *,
+        tolerance: float = 1e-4,
+        max_iterations: int = 300,
+    ) -> IKResult:
+        q = np.clip(np.asarray(q0, float).copy(), arm.lower, arm.upper)
+        damping = 1e-3
+        err_p = err_r = math.inf
+        for it in range(1, max_iterations + 1):
+            pos, rot = self.tcp_pose(arm, q)
+            e = np.concatenate([position - pos, _rotation_error(rot, rotation)])
+            err_p, err_r = float(np.linalg.norm(e[:3])), float(np.linalg.norm(e[3:]))
+            if err_p < tolerance and err_r < 10 * tolerance:
+                return IKResult(q, err_p, err_r, it)
+            mujoco.mj_comPos(self.model, self.data)
+            mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, arm.tcp_site)
+            j = np.vstack([self._jacp[:, arm.dof], self._jacr[:, arm.dof]])
+            dq = j.T @ np.linalg.solve(j @ j.T + damping * np.eye(6), e)
+            step = float(np.max(np.abs(dq)))
+            if step > 0.3:  # keep each iteration in the region where the linearisation holds
+                dq *= 0.3 / step
+            q = np.clip(q + dq, arm.lower, arm.upper)
+        raise IKError(
+            f"IK did not converge to {np.round(position, 3).tolist()} within the joint limits "
+            f"(position error {err_p * 1e3:.1f} mm, rotation error {math.degrees(err_r):.1f} deg)"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Trajectories
+
+
+def min_jerk_duration(delta: np.ndarray, v_max: float, a_max: float, minimum: float = 0.3) -> float:
+    """Shortest minimum-jerk duration whose peak velocity (1.875 d/T) and acceleration (5.774 d/T^2) fit."""
+    d = float(np.max(np.abs(delta))) if np.size(delta) else 0.0
+    return max(minimum, 1.875 * d / v_max, math.sqrt(5.774 * d / a_max))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A minimum-jerk move from `q0` to `q1` (joints) and `g0` to `g1` (gripper opening) over `duration`."""
+
+    q0: np.ndarray
+    q1: np.ndarray
+    g0: float
+    g1: float
+    duration: float
+    label: str
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """Position, velocity and gripper opening at time t into the segment."""
+        if self.duration <= 0:
+            return self.q1.copy(), np.zeros_like(self.q1), self.g1
+        s = min(max(t / self.duration, 0.0), 1.0)
+        blend = 10 * s**3 - 15 * s**4 + 6 * s**5
+        dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
+        q = self.q0 + (self.q1 - self.q0) * blend
+        v = (self.q1 - self.q0) * dblend
+        return q, v, self.g0 + (self.g1 - self.g0) * blend
+
+
+@dataclass(frozen=True)
+class JointTrajectory:
+    segments: tuple[Segment, ...]
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.segments)
+
+    def segment_at(self, t: float) -> Segment:
+        for seg in self.segments:
+            if t < seg.duration:
+                return seg
+            t -= seg.duration
+        return self.segments[-1]
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
+        for seg in self.segments:
+            if t < seg.duration:
+                return seg.sample(t)
+            t -= seg.duration
+        last = self.segments[-1]
+        return last.q1.copy(), np.zeros_like(last.q1), last.g1
+
+
+def _move(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: str, minimum: float = 0.3) -> Segment:
+    return Segment(q0, q1, g0, g1, min_jerk_duration(q1 - q0, EXPERT_VELOCITY, EXPERT_ACCELERATION, minimum), label)
+
+
+@dataclass(frozen=True)
+class PickPlan:
+    arm: str
+    object: str
+    trajectory: JointTrajectory
+    grasp_position: np.ndarray  # world TCP target at the grasp
+    approach_position: np.ndarray
+    lift_position: np.ndarray
+
+
+def grasp_yaw(object_quat: np.ndarray, current_yaw: float) -> float:
+    """The closing-axis yaw for a top-down grasp: across the object's faces, nearest to the current wrist yaw."""
+    w, x, y, z = object_quat
+    obj_yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    candidates = [obj_yaw + k * math.pi / 2 for k in range(-4, 5)]
+    return min(candidates, key=lambda a: abs(math.atan2(math.sin(a - current_yaw), math.cos(a - current_yaw))))
+
+
+def plan_pick(world: SimWorld, which: int | str, object_name: str, q_start: np.ndarray, g_start: float) -> PickPlan:
+    """Approach above the object, descend straight, close the gripper, lift: a joint trajectory within limits."""
+    obj = scene.object_by_name(object_name)
+    arm = world.arm(which)
+    pos, quat = world.object_pose(object_name)
+    ik = IKSolver(world)
+    _, rot_now = ik.tcp_pose(arm, np.asarray(q_start, float))
+    yaw_now = math.atan2(rot_now[1, 1], rot_now[0, 1])
+    rot = top_down_rotation(grasp_yaw(quat, yaw_now) if obj.kind == "box" else yaw_now)
+    grasp = pos.copy()
+    # Keep the fingertips just clear of the table: the TCP sits 15 mm above the finger tips.
+    grasp[2] = max(pos[2], scene.TABLE_TOP_Z + 0.022)
+    approach = grasp + np.array([0.0, 0.0, APPROACH_HEIGHT])
+    lift = grasp + np.array([0.0, 0.0, LIFT_HEIGHT])
+    q0 = np.asarray(q_start, float)
+    open_g = arm_desc.GRIPPER_MAX
+    q_approach = ik.solve(arm, approach, rot, q0).q
+    q_grasp = ik.solve(arm, grasp, rot, q_approach).q
+    q_lift = ik.solve(arm, lift, rot, q_grasp).q
+    slow = EXPERT_VELOCITY * 0.4
+    segments = [
+        _move(q0, q_approach, g_start, open_g, "approach", minimum=0.8),
+        Segment(q_approach, q_approach, open_g, open_g, SETTLE_TIME, "settle"),
+        Segment(
+            q_approach,
+            q_grasp,
+            open_g,
+            open_g,
+            min_jerk_duration(q_grasp - q_approach, slow, EXPERT_ACCELERATION, 0.8),
+            "descend",
+        ),
+        Segment(q_grasp, q_grasp, open_g, GRASP_CLOSED, CLOSE_TIME, "close"),
+        Segment(
+            q_grasp,
+            q_lift,
+            GRASP_CLOSED,
+            GRASP_CLOSED,
+            min_jerk_duration(q_lift - q_grasp, slow, EXPERT_ACCELERATION, 0.8),
+            "lift",
+        ),
+        Segment(q_lift, q_lift, GRASP_CLOSED, GRASP_CLOSED, SETTLE_TIME * 2, "hold"),
+    ]
+    return PickPlan(
+        arm=arm.mount.name,
+        object=object_name,
+        trajectory=JointTrajectory(tuple(segments)),
+        grasp_position=grasp,
+        approach_position=approach,
+        lift_position=lift,
+    )
