@@ -1,0 +1,451 @@
+"""The bundle writer: checkpoint -> verified ONNX graphs (+ FP16/INT8) -> deploy bundle (docs/architecture.md §3.1).
+
+Everything is written into a temporary directory beside the output and renamed into place at the end, so a
+failed export leaves no half-written bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from export.calibration import Observation, load_calibration, split_holdout
+from export.checkpoint import Checkpoint, load_checkpoint
+from export.complexity import network_complexity
+from export.errors import ConfigError, ExportError, OutputExistsError, ParityError
+from export.onnx_export import GRAPH_ORDER, OPSET, export_all, graph_io
+from export.parity import DEFAULT_TOLERANCE, check_parity
+from export.pipeline import OrtRunner, loop_step
+from harmowam_edge.bundle.schema import (
+    MANIFEST_NAME,
+    NOISE,
+    PRECISIONS,
+    PREDICTIVE_EXPERT,
+    PREDICTIVE_EXPERT_STEP,
+    GraphSpec,
+    Manifest,
+    NetworkSpec,
+    PolicyParams,
+    Precision,
+    Provenance,
+    TaskTable,
+    sha256_file,
+)
+
+Progress = Callable[[str], None]
+TASKS_FILE = "tasks.npy"
+REPORTS_DIR = "reports"
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One line of the final table."""
+
+    network: str
+    precision: str  # the default graph's precision
+    size_bytes: int  # the default graph's file
+    params: int
+    flops: int
+    parity_error: float | None  # ONNX FP32 vs torch, max abs (per network, on its main output)
+    quant_error: float | None  # default graph vs FP32 graph, max abs on its main output (held-out)
+
+
+@dataclass
+class BuildReport:
+    bundle: Path
+    precision: str
+    flow_mode: str
+    rows: list[NetworkRow]
+    parity: dict[str, Any]
+    quantization: dict[str, Any] | None
+    flow_timing: dict[str, Any]
+    manifest: Manifest
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("harmowam-edge", "torch", "onnx", "onnxruntime", "onnxscript", "safetensors", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    out["exporter"] = f"torch.onnx.export(dynamo=True), opset {OPSET}"
+    return out
+
+
+def _median_ms(fn: Callable[[], object], budget_s: float = 0.4, min_iters: int = 5, max_iters: int = 50) -> float:
+    fn()  # warm-up: first runs allocate
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_iters or (len(times) < max_iters and time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def measure_flow_modes(graphs: Mapping[str, Path], feed: Mapping[str, np.ndarray], steps: int) -> dict[str, Any]:
+    """ONNX Runtime (2 threads) time of the unrolled graph vs the step graph looped `steps` times."""
+    unrolled = OrtRunner(graphs[PREDICTIVE_EXPERT])
+    step = OrtRunner(graphs[PREDICTIVE_EXPERT_STEP])
+    noise = feed[NOISE]
+    t_unrolled = _median_ms(lambda: unrolled(feed))
+    t_step = _median_ms(lambda: loop_step(step, feed, noise, steps))
+    mode = "unrolled" if t_unrolled <= t_step else "step"
+    return {
+        "engine": "ONNX Runtime CPU FP32, 2 threads",
+        "unrolled_ms_p50": round(t_unrolled, 4),
+        "step_looped_ms_p50": round(t_step, 4),
+        "flow_steps": steps,
+        "chosen": mode,
+        "note": "the faster of the two becomes policy.flow_mode; measured on the exporting machine",
+    }
+
+
+def _check_precision(precision: str) -> Precision:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return cast(Precision, precision)
+
+
+def _prepare_output(out: Path, force: bool) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise OutputExistsError(f"{out}: exists and is not a directory; choose another --out")
+        if not force:
+            raise OutputExistsError(f"{out}: already exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Swap the finished bundle in: an existing bundle is moved aside first and removed only after the rename."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_bundle(
+    checkpoint_dir: str | Path,
+    out: str | Path,
+    precision: str = "fp32",
+    calib: str | Path | Iterable[Observation] | None = None,
+    force: bool = False,
+    budget_pct: float = 1.0,
+    min_gate_agreement: float = 0.99,
+    parity_tolerance: float = DEFAULT_TOLERANCE,
+    flow_mode: str = "auto",
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> BuildReport:
+    """Export a checkpoint into a deploy bundle and return the report (also written under reports/).
+
+    `calib`: a directory of .npz observations, an iterable of observation dicts, or "synthetic" (random frames,
+    for untrained demo checkpoints only). Needed for INT8; used as recorded inputs for the parity check.
+    Raises `QuantizationBudgetError` when a quantized bundle is over budget (unless `force`).
+    """
+    t_start = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    prec = _check_precision(precision)
+    if flow_mode not in ("auto", "unrolled", "step"):
+        raise ConfigError(f"flow_mode: expected auto, unrolled or step, got {flow_mode!r}")
+    if not (budget_pct > 0):
+        raise ConfigError(f"--budget: expected a percentage > 0, got {budget_pct}")
+    out = Path(out)
+    _prepare_output(out, force)
+
+    say(f"loading checkpoint {checkpoint_dir}")
+    ck = load_checkpoint(checkpoint_dir)
+    cfg = ck.config
+    warnings: list[str] = []
+    if cfg.untrained:
+        warnings.append("the checkpoint is UNTRAINED (seeded random weights): for tests and demos only")
+
+    observations: list[Observation] = []
+    if calib is not None:
+        say("loading calibration observations")
+        observations = load_calibration(calib, cfg, seed=seed)
+    elif prec == "int8":
+        raise ConfigError(
+            "--calib: INT8 needs calibration observations: a directory of .npz observations or a RealSense "
+            "recording (or 'synthetic' for an untrained demo checkpoint)"
+        )
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary directory
+    try:
+        report = _build_into(
+            tmp,
+            ck,
+            prec,
+            observations,
+            force=force,
+            budget_pct=budget_pct,
+            min_gate_agreement=min_gate_agreement,
+            parity_tolerance=parity_tolerance,
+            flow_mode=flow_mode,
+            say=say,
+            warnings=warnings,
+            seed=seed,
+        )
+        say(f"moving the bundle into place: {out}")
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.bundle = out
+    report.seconds = time.perf_counter() - t_start
+    return report
+
+
+def _build_into(
+    tmp: Path,
+    ck: Checkpoint,
+    precision: Precision,
+    observations: list[Observation],
+    *,
+    force: bool,
+    budget_pct: float,
+    min_gate_agreement: float,
+    parity_tolerance: float,
+    flow_mode: str,
+    say: Progress,
+    warnings: list[str],
+    seed: int,
+) -> BuildReport:
+    cfg, nets = ck.config, ck.networks
+    (tmp / REPORTS_DIR).mkdir()
+    say(f"exporting {len(GRAPH_ORDER)} graphs to ONNX (FP32, opset {OPSET})")
+    exported = export_all(nets, cfg, tmp, "fp32", seed=seed)
+    fp32_paths = {n: g.path for n, g in exported.items()}
+
+    calib_obs, holdout_obs = split_holdout(observations) if observations else ([], [])
+    say("checking ONNX Runtime vs PyTorch parity")
+    recorded = (holdout_obs or calib_obs)[:3]
+    parity = check_parity(nets, cfg, fp32_paths, recorded=recorded, tolerance=parity_tolerance)
+    _write_json(tmp / REPORTS_DIR / "parity.json", parity)
+    if not parity["ok"]:
+        msg = (
+            f"ONNX vs PyTorch action error {parity['max_action_error']:.2e} exceeds the tolerance "
+            f"{parity_tolerance:.0e} (reports/parity.json: {json.dumps(parity['end_to_end'])})"
+        )
+        if not force:
+            raise ParityError(msg + "; pass --force to write the bundle anyway")
+        warnings.append(msg + " (forced)")
+
+    say("measuring unrolled vs step flow graphs")
+    io = graph_io(cfg)
+    from export.onnx_export import random_feed
+
+    rng = np.random.default_rng(seed)
+    feed = random_feed(io[PREDICTIVE_EXPERT][0], cfg, rng)
+    timing = measure_flow_modes(fp32_paths, feed, cfg.architecture.flow_steps)
+    chosen = timing["chosen"] if flow_mode == "auto" else flow_mode
+    timing["policy_flow_mode"] = chosen
+    _write_json(tmp / REPORTS_DIR / "flow_mode.json", timing)
+
+    graph_files: dict[str, dict[str, Path]] = {n: {"fp32": p} for n, p in fp32_paths.items()}
+    defaults: dict[str, Precision] = dict.fromkeys(GRAPH_ORDER, "fp32")
+    quant_report: dict[str, Any] | None = None
+    if precision != "fp32":
+        from export.quantize import quantize_bundle_graphs
+
+        say(f"quantizing to {precision.upper()}")
+        q = quantize_bundle_graphs(
+            nets=nets,
+            cfg=cfg,
+            fp32=fp32_paths,
+            out_dir=tmp,
+            precision=precision,
+            calib=calib_obs,
+            holdout=holdout_obs,
+            flow_mode=chosen,
+            budget_pct=budget_pct,
+            min_gate_agreement=min_gate_agreement,
+            say=say,
+            seed=seed,
+        )
+        for n, files in q.files.items():
+            graph_files[n].update(files)
+        defaults.update(q.defaults)
+        quant_report = q.report
+        _write_json(tmp / REPORTS_DIR / "quantization.json", quant_report)
+        if not quant_report["ok"]:
+            from export.errors import QuantizationBudgetError
+
+            if not force:
+                raise QuantizationBudgetError(
+                    f"{precision.upper()} bundle refused: {quant_report['verdict']}; pass --force to write it anyway",
+                    quant_report,
+                )
+            warnings.append(f"{precision.upper()} over budget, written because of --force: {quant_report['verdict']}")
+
+    say("counting parameters and FLOPs")
+    complexity = network_complexity(nets, cfg)
+
+    table = np.asarray([t.embedding for t in cfg.tasks], dtype=np.float32)
+    np.save(tmp / TASKS_FILE, table)
+
+    networks: dict[str, NetworkSpec] = {}
+    for n in GRAPH_ORDER:
+        ins, outs = io[n]
+        graphs = {
+            p: GraphSpec(
+                file=path.name,
+                sha256=sha256_file(path),
+                precision=cast(Precision, p),
+                inputs=tuple(ins),
+                outputs=tuple(outs),
+            )
+            for p, path in graph_files[n].items()
+        }
+        networks[n] = NetworkSpec(
+            name=n,
+            graphs=graphs,
+            default_precision=defaults[n],
+            params=complexity[n].params,
+            flops=complexity[n].flops,
+        )
+    a = cfg.architecture
+    policy = PolicyParams(
+        chunk_size=a.chunk_size,
+        action_dim=cfg.action_dim,
+        action_rate_hz=a.action_rate_hz,
+        flow_steps=a.flow_steps,
+        flow_mode="step" if chosen == "step" else "unrolled",
+        horizon=a.horizon,
+        gate=cfg.gate,
+    )
+    reports = {"parity": f"{REPORTS_DIR}/parity.json", "flow_mode": f"{REPORTS_DIR}/flow_mode.json"}
+    if quant_report is not None:
+        reports["quantization"] = f"{REPORTS_DIR}/quantization.json"
+    build_info = {
+        "checkpoint": str(ck.path),
+        "precision": precision,
+        "warnings": warnings,
+        "complexity": {n: {"params": c.params, "flops": c.flops} for n, c in complexity.items()},
+    }
+    _write_json(tmp / REPORTS_DIR / "build.json", build_info)
+    reports["build"] = f"{REPORTS_DIR}/build.json"
+
+    files = {
+        p.relative_to(tmp).as_posix(): sha256_file(p)
+        for p in sorted(tmp.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    manifest = Manifest(
+        precision=precision,
+        networks=networks,
+        policy=policy,
+        action_space=cfg.action_space,
+        cameras=cfg.cameras,
+        tasks=TaskTable(
+            file=TASKS_FILE, sha256=files[TASKS_FILE], names=tuple(t.name for t in cfg.tasks), dim=a.task_dim
+        ),
+        provenance=Provenance(
+            checkpoint_sha256=ck.sha256,
+            checkpoint_name=ck.name,
+            preset=cfg.preset,
+            created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            untrained=cfg.untrained,
+            tools=_tool_versions(),
+            reports=reports,
+        ),
+        files=files,
+    )
+    data = manifest.to_dict()
+    # The runtime reads the bundle with Manifest.from_dict: never write one it would refuse.
+    Manifest.from_dict(json.loads(json.dumps(data)), source=f"{MANIFEST_NAME} (as written)")
+    _write_json(tmp / MANIFEST_NAME, data)
+
+    rows = []
+    for n in GRAPH_ORDER:
+        spec = networks[n]
+        path = tmp / spec.default.file
+        par = parity["networks"][n]
+        rows.append(
+            NetworkRow(
+                network=n,
+                precision=spec.default_precision,
+                size_bytes=path.stat().st_size,
+                params=spec.params,
+                flops=spec.flops,
+                parity_error=max(par.values()) if par else None,
+                quant_error=(quant_report or {}).get("networks", {}).get(n, {}).get("max_abs_error"),
+            )
+        )
+    return BuildReport(
+        bundle=tmp,
+        precision=precision,
+        flow_mode=policy.flow_mode,
+        rows=rows,
+        parity=parity,
+        quantization=quant_report,
+        flow_timing=timing,
+        manifest=manifest,
+        warnings=warnings,
+    )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o: object) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def verify_bundle(path: str | Path) -> Manifest:
+    """Read a bundle's manifest and check every file's sha256 (what the runtime does on load)."""
+    from export.errors import BundleReadError
+    from harmowam_edge.bundle.schema import BundleSchemaError
+
+    path = Path(path)
+    mpath = path / MANIFEST_NAME
+    if not mpath.is_file():
+        raise BundleReadError(f"{path}: not a bundle ({MANIFEST_NAME} missing)")
+    try:
+        manifest = Manifest.from_dict(json.loads(mpath.read_text()), source=str(mpath))
+    except json.JSONDecodeError as e:
+        raise BundleReadError(f"{mpath}: not valid JSON ({e})") from None
+    except BundleSchemaError as e:
+        raise BundleReadError(str(e)) from None
+    for rel, digest in manifest.files.items():
+        f = path / rel
+        if not f.is_file():
+            raise BundleReadError(f"{f}: listed in {MANIFEST_NAME} but missing")
+        if sha256_file(f) != digest:
+            raise BundleReadError(f"{f}: sha256 does not match {MANIFEST_NAME}; the bundle is corrupt, re-export it")
+    return manifest
+
+
+__all__ = ["BuildReport", "ExportError", "NetworkRow", "build_bundle", "measure_flow_modes", "verify_bundle"]

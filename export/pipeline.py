@@ -1,0 +1,165 @@
+"""Run the four networks as the policy does (world model -> gate -> both experts), on torch or ONNX Runtime.
+
+Used by the parity check, the quantization accuracy report and the bench, so all three compare the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from export.onnx_export import to_torch
+from harmowam_edge.bundle.schema import (
+    ACTIONS,
+    CONTEXT,
+    FLOW_DT,
+    FLOW_NEXT,
+    FLOW_STATE,
+    FLOW_TIME,
+    FUTURE_LATENTS,
+    GATE,
+    GATE_WEIGHTS,
+    JOINT_POS,
+    LATENTS,
+    NOISE,
+    PREDICTIVE_EXPERT,
+    PREDICTIVE_EXPERT_STEP,
+    REACTIVE_EXPERT,
+    WORLD_MODEL,
+    GateParams,
+)
+
+Feed = dict[str, np.ndarray]
+Runner = Callable[[Mapping[str, np.ndarray]], Feed]
+
+
+def ort_session(path: Path | str, threads: int = 2) -> object:
+    """A CPU ONNX Runtime session with a fixed thread count (the bench and checks compare like with like)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+class OrtRunner:
+    def __init__(self, path: Path | str, threads: int = 2) -> None:
+        self.path = Path(path)
+        self.session: object = ort_session(path, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]  # type: ignore[attr-defined]
+        self.output_names = [o.name for o in self.session.get_outputs()]  # type: ignore[attr-defined]
+
+    def __call__(self, feed: Mapping[str, np.ndarray]) -> Feed:
+        outs = self.session.run(None, {n: feed[n] for n in self.input_names})  # type: ignore[attr-defined]
+        return dict(zip(self.output_names, outs, strict=True))
+
+
+class TorchRunner:
+    def __init__(self, module: nn.Module, input_names: list[str], output_names: list[str]) -> None:
+        self.module = module
+        self.input_names = input_names
+        self.output_names = output_names
+
+    def __call__(self, feed: Mapping[str, np.ndarray]) -> Feed:
+        with torch.no_grad():
+            out = self.module(*(to_torch(feed[n]) for n in self.input_names))
+        outs = out if isinstance(out, tuple) else (out,)
+        return {n: o.numpy() for n, o in zip(self.output_names, outs, strict=True)}
+
+
+def gate_decision(weights: np.ndarray, gate: GateParams) -> str:
+    """Which experts run for one chunk (thresholds without hysteresis): reactive, predictive or blend."""
+    if float(weights.max()) < gate.low:
+        return "reactive"
+    if float(weights.min()) > gate.high:
+        return "predictive"
+    return "blend"
+
+
+@dataclass
+class PolicyOutput:
+    latents: np.ndarray
+    future_latents: np.ndarray
+    context: np.ndarray
+    gate_weights: np.ndarray  # [1, K]
+    reactive: np.ndarray  # [1, K, A]
+    predictive: np.ndarray  # [1, K, A]
+
+    @property
+    def blended(self) -> np.ndarray:
+        w = self.gate_weights[..., None]
+        return w * self.predictive + (1.0 - w) * self.reactive
+
+
+class PolicyChain:
+    """world model -> gate -> reactive + predictive (unrolled graph, or the step graph looped N times)."""
+
+    def __init__(self, runners: Mapping[str, Runner], flow_steps: int, flow_mode: str = "unrolled") -> None:
+        self.runners = dict(runners)
+        self.flow_steps = flow_steps
+        self.flow_mode = flow_mode
+
+    def world_model(self, obs: Mapping[str, np.ndarray]) -> Feed:
+        return self.runners[WORLD_MODEL](obs)
+
+    def predictive(self, feed: Mapping[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
+        if self.flow_mode == "unrolled":
+            return self.runners[PREDICTIVE_EXPERT]({**feed, NOISE: noise})[ACTIONS]
+        return loop_step(self.runners[PREDICTIVE_EXPERT_STEP], feed, noise, self.flow_steps)
+
+    def run(self, obs: Mapping[str, np.ndarray], noise: np.ndarray, wm_out: Feed | None = None) -> PolicyOutput:
+        wm = wm_out if wm_out is not None else self.world_model(obs)
+        feed = {**obs, **wm}
+        return PolicyOutput(
+            latents=wm[LATENTS],
+            future_latents=wm[FUTURE_LATENTS],
+            context=wm[CONTEXT],
+            gate_weights=self.runners[GATE](feed)[GATE_WEIGHTS],
+            reactive=self.runners[REACTIVE_EXPERT](feed)[ACTIONS],
+            predictive=self.predictive(feed, noise),
+        )
+
+
+def loop_step(step: Runner, feed: Mapping[str, np.ndarray], noise: np.ndarray, n: int) -> np.ndarray:
+    """The runtime's loop over the one-step graph: x_0 = noise, t_i = i / n, dt = 1 / n."""
+    x = noise
+    dt = np.full((1,), 1.0 / n, dtype=np.float32)
+    actions = None
+    for i in range(n):
+        out = step({**feed, FLOW_STATE: x, FLOW_TIME: np.full((1,), i / n, dtype=np.float32), FLOW_DT: dt})
+        x, actions = out[FLOW_NEXT], out[ACTIONS]
+    assert actions is not None
+    return actions
+
+
+def step_states(step: Runner, feed: Mapping[str, np.ndarray], noise: np.ndarray, n: int) -> list[Feed]:
+    """Every input the step graph sees along one flow trajectory (calibration data for the step graph)."""
+    x = noise
+    dt = np.full((1,), 1.0 / n, dtype=np.float32)
+    feeds = []
+    for i in range(n):
+        f = {**feed, FLOW_STATE: x, FLOW_TIME: np.full((1,), i / n, dtype=np.float32), FLOW_DT: dt}
+        feeds.append(f)
+        x = step(f)[FLOW_NEXT]
+    return feeds
+
+
+__all__ = [
+    "JOINT_POS",
+    "OrtRunner",
+    "PolicyChain",
+    "PolicyOutput",
+    "TorchRunner",
+    "gate_decision",
+    "loop_step",
+    "ort_session",
+    "step_states",
+]
