@@ -32,6 +32,17 @@ from calibration.sources import iter_image_dir
 Progress = Callable[[str], None]
 
 
+def tool_version() -> str:
+    """What wrote a calibration file (package metadata: calibration may not import the runtime's top level)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("harmowam-edge")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return f"harmowam-edge {ours}, OpenCV {cv2.__version__}"
+
+
 @dataclass
 class FactoryIntrinsics:
     """A RealSense stream's factory intrinsics (librealsense's model names and coefficient order)."""
@@ -110,8 +121,6 @@ def _finish(
     source: str,
     factory: FactoryIntrinsics | None,
 ) -> IntrinsicsRun:
-    from harmowam_edge import __version__
-
     comparison = factory_comparison(result, factory) if factory is not None else None
     calib = CameraCalibration(
         camera=camera,
@@ -126,7 +135,7 @@ def _finish(
         },
         residuals=result.residuals_dict(),
         factory=comparison,
-        tool=f"harmowam-edge {__version__}, OpenCV {cv2.__version__}",
+        tool=tool_version(),
     )
     save_calibration(calib, out)
     if report is not None:
