@@ -30,7 +30,7 @@ from calibration.geometry import (
     transform_distance,
 )
 
-# ruff: noqa: N803, N806
+# ruff: noqa: N802, N803, N806
 
 # OpenCV's solvers, except Andreff: OpenCV 4.x's one-shot Andreff returns NaN on noise-free data and translations
 # hundreds of millimetres off with 0.05 deg of robot noise (opencv/opencv#17986, #24871; reproduced in
@@ -302,7 +302,8 @@ def _evaluate(
         errs = []
         for s in samples:
             P = predicted_cam_board(s.T_base_gripper, T, mean, mode)
-            assert s.object_points is not None and s.image_points is not None
+            assert s.object_points is not None
+            assert s.image_points is not None
             proj, _ = cv2.projectPoints(
                 s.object_points.astype(np.float64),
                 rodrigues(P[:3, :3]),
