@@ -160,12 +160,14 @@ def build_bundle(
     flow_mode: str = "auto",
     progress: Progress | None = None,
     seed: int = 0,
+    allow_over_budget: bool | None = None,
 ) -> BuildReport:
     """Export a checkpoint into a deploy bundle and return the report (also written under reports/).
 
     `calib`: a directory of .npz observations, an iterable of observation dicts, or "synthetic" (random frames,
     for untrained demo checkpoints only). Needed for INT8; used as recorded inputs for the parity check.
-    Raises `QuantizationBudgetError` when a quantized bundle is over budget (unless `force`).
+    Raises `QuantizationBudgetError` when a quantized bundle is over budget, `ParityError` when ONNX and PyTorch
+    disagree, unless `allow_over_budget` (default: the value of `force`, as on the command line).
     """
     t_start = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -204,7 +206,7 @@ def build_bundle(
             ck,
             prec,
             observations,
-            force=force,
+            allow_over_budget=force if allow_over_budget is None else allow_over_budget,
             budget_pct=budget_pct,
             min_gate_agreement=min_gate_agreement,
             parity_tolerance=parity_tolerance,
@@ -229,7 +231,7 @@ def _build_into(
     precision: Precision,
     observations: list[Observation],
     *,
-    force: bool,
+    allow_over_budget: bool,
     budget_pct: float,
     min_gate_agreement: float,
     parity_tolerance: float,
@@ -254,7 +256,7 @@ def _build_into(
             f"ONNX vs PyTorch action error {parity['max_action_error']:.2e} exceeds the tolerance "
             f"{parity_tolerance:.0e} (reports/parity.json: {json.dumps(parity['end_to_end'])})"
         )
-        if not force:
+        if not allow_over_budget:
             raise ParityError(msg + "; pass --force to write the bundle anyway")
         warnings.append(msg + " (forced)")
 
@@ -290,15 +292,15 @@ def _build_into(
             say=say,
             seed=seed,
         )
-        for n, files in q.files.items():
-            graph_files[n].update(files)
+        for n, by_precision in q.files.items():
+            graph_files[n].update(by_precision)
         defaults.update(q.defaults)
         quant_report = q.report
         _write_json(tmp / REPORTS_DIR / "quantization.json", quant_report)
         if not quant_report["ok"]:
             from export.errors import QuantizationBudgetError
 
-            if not force:
+            if not allow_over_budget:
                 raise QuantizationBudgetError(
                     f"{precision.upper()} bundle refused: {quant_report['verdict']}; pass --force to write it anyway",
                     quant_report,

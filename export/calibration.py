@@ -22,7 +22,7 @@ Observation = dict[str, np.ndarray]
 MIN_CALIBRATION = 8  # observations that calibrate the INT8 ranges
 MIN_HOLDOUT = 4  # observations held out for the accuracy report
 MIN_OBSERVATIONS = MIN_CALIBRATION + MIN_HOLDOUT
-SYNTHETIC_COUNT = 24
+SYNTHETIC_COUNT = 48
 MAX_OBSERVATIONS = 256  # more adds calibration time, not accuracy
 
 
