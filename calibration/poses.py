@@ -23,7 +23,6 @@ calibrate handeye --port ... --save-poses FILE` writes this format with joints a
 from __future__ import annotations
 
 # ruff: noqa: N806
-
 import json
 import math
 from dataclasses import dataclass

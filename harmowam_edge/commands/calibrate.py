@@ -187,3 +187,129 @@ def show(file: Annotated[Path, typer.Argument(help="calibration file")]) -> None
                 "  residuals: "
                 + ", ".join(f"{k} {v:.3g}" for k, v in e.residuals.items() if isinstance(v, (int, float)))
             )
+
+
+@app.command()
+def handeye(
+    calib: Annotated[Path, typer.Option("--calib", help="calibration file with intrinsics (extrinsics are added)")],
+    mode: Annotated[str, typer.Option("--mode", help="eye-in-hand (camera on the gripper) or eye-to-hand")],
+    poses: Annotated[Path | None, typer.Option("--poses", help="pose file (see docs/calibration.md)")] = None,
+    port: Annotated[str | None, typer.Option("--port", help="arm serial port: read joint states live")] = None,
+    urdf: Annotated[Path | None, typer.Option("--urdf", help="URDF of the arm (forward kinematics)")] = None,
+    serial: Annotated[str | None, typer.Option("--serial", help="live: RealSense serial (default: the file's)")] = None,
+    tip_link: Annotated[str | None, typer.Option("--tip-link", help="URDF link the camera/board is fixed to")] = None,
+    board_spec: Annotated[str | None, typer.Option("--board", help="board spec (default: the one in --calib)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write here instead of updating --calib")] = None,
+    save_poses: Annotated[
+        Path | None, typer.Option("--save-poses", help="live: write the captured poses + images here")
+    ] = None,
+) -> None:
+    """Hand-eye calibration with all five solvers; writes the extrinsics into the calibration file."""
+    import numpy as np
+
+    from calibration.errors import CalibrationError
+    from calibration.file_format import load_calibration
+    from calibration.geometry import rodrigues
+    from calibration.handeye import MODES
+    from calibration.handeye_pipeline import board_of, calibrate_and_store, handeye_with_arm, samples_from_pose_file
+
+    if mode not in MODES:
+        raise CalibrationError(f"--mode {mode!r}: expected eye-in-hand or eye-to-hand")
+    if (poses is None) == (port is None):
+        raise CalibrationError("give either --poses FILE or --port PORT --urdf FILE")
+    if poses is not None:
+        c = load_calibration(calib)
+        spec = board_of(c, board_spec)
+        sset, link = samples_from_pose_file(poses, c, spec, urdf, tip_link)
+        for name, why in sset.skipped.items():
+            _echo(f"skipped {name}: {why}")
+        result = calibrate_and_store(calib, c, sset.samples, mode, link, out)
+    else:
+        if urdf is None:
+            raise CalibrationError("--port needs --urdf FILE (forward kinematics of the arm)")
+        assert port is not None
+        result, _ = handeye_with_arm(
+            calib,
+            mode,
+            port,
+            urdf,
+            serial,
+            board=board_spec,
+            tip_link=tip_link,
+            out=out,
+            save_poses=save_poses,
+            ask=lambda q: typer.prompt(q, default="", show_default=False),
+            progress=_echo,
+        )
+    parent = "gripper" if mode == "eye-in-hand" else "base"
+    _echo(
+        f"{result.poses} poses; motion: largest rotation {result.diversity.max_rotation_deg:.0f} deg, axis spread "
+        f"{result.diversity.axis_spread:.2f} ({result.diversity.advice})"
+    )
+    _echo(
+        f"{'method':<11} {'t x/y/z (mm)':>26} {'rot vec (deg)':>24} {'spread mm':>9} {'deg':>6} {'px':>6} "
+        f"{'vs best':>14}"
+    )
+    for name, m in result.methods.items():
+        t = m.T[:3, 3] * 1000
+        r = np.degrees(rodrigues(m.T[:3, :3]))
+        px = f"{m.reprojection_px:.2f}" if m.reprojection_px is not None else "-"
+        star = "*" if name == result.best.name else " "
+        _echo(
+            f"{star}{name:<10} {t[0]:8.1f} {t[1]:8.1f} {t[2]:8.1f} {r[0]:7.2f} {r[1]:7.2f} {r[2]:7.2f} "
+            f"{m.translation_spread_mm:9.2f} {m.rotation_spread_deg:6.3f} {px:>6} "
+            f"{m.translation_vs_best_mm:6.2f}mm {m.rotation_vs_best_deg:5.2f}d"
+        )
+    for name, why in result.failed.items():
+        _echo(f" {name:<10} failed: {why}")
+    rot, tr = result.agreement()
+    _echo(f"methods agree within {tr:.2f} mm and {rot:.3f} deg; kept {result.best.name} (smallest residual)")
+    _echo(f"camera in {parent} frame written to {out or calib}")
+
+
+@app.command()
+def check(
+    calib: Annotated[Path, typer.Option("--calib", help="calibration file to verify")],
+    camera: Annotated[
+        str | None, typer.Option("--camera", help="RealSense serial to check live (default: the file's serial)")
+    ] = None,
+    recording: Annotated[Path | None, typer.Option("--recording", help="check against a recording instead")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="check against images instead")] = None,
+    port: Annotated[str | None, typer.Option("--port", help="arm port: also check extrinsic drift")] = None,
+    urdf: Annotated[Path | None, typer.Option("--urdf", help="URDF for the drift check")] = None,
+    tip_link: Annotated[str | None, typer.Option("--tip-link", help="URDF link of the extrinsics")] = None,
+    frames: Annotated[int, typer.Option("--frames", help="frames to use")] = 5,
+    max_error: Annotated[float, typer.Option("--max-error", help="reprojection limit (px)")] = 1.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the result as JSON")] = None,
+) -> None:
+    """With the board in view: does the stored calibration still hold? Exit 0 = yes, 1 = recalibrate."""
+    import json
+
+    from calibration.check import CheckLimits
+    from calibration.check_sources import run_check
+
+    result = run_check(
+        calib,
+        camera=camera,
+        recording=recording,
+        images=images,
+        port=port,
+        urdf=urdf,
+        tip_link=tip_link,
+        frames=frames,
+        limits=CheckLimits(reprojection_px=max_error),
+    )
+    _echo(f"reprojection with the stored intrinsics: {result.reprojection_px:.3f} px RMS over {result.frames} frames")
+    if result.drift_mm is not None:
+        _echo(f"extrinsic drift: {result.drift_mm:.1f} mm, {result.drift_deg:.2f} deg ({result.drift_px:.1f} px)")
+    if result.depth is not None:
+        d = result.depth
+        _echo(
+            f"depth at {d.distance_mm:.0f} mm: bias {d.bias_mm:+.1f} mm, noise {d.noise_mm:.1f} mm RMS "
+            f"({d.points} px on the board)"
+        )
+    _echo(result.verdict())
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if not result.ok:
+        raise typer.Exit(1)
