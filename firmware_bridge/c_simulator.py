@@ -81,6 +81,7 @@ def build_host_simulator(build_dir: pathlib.Path | None = None, *, force: bool =
     cmd = [
         cc,
         *CFLAGS,
+        "-D_DEFAULT_SOURCE",
         "-D_XOPEN_SOURCE=600",
         f"-I{FIRMWARE_DIR / 'src'}",
         *(str(FIRMWARE_DIR / s) for s in (*CORE_SOURCES, *HOST_SOURCES)),

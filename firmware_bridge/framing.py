@@ -35,21 +35,28 @@ def crc32(data: bytes | bytearray | memoryview) -> int:
 
 
 def _cobs_encode_slow(data: bytes) -> bytes:
+    """Byte-by-byte COBS, used when a run of 254+ non-zero bytes needs 0xFF blocks. Like the reference encoder
+    (and hwl_cobs_encode), a full block at the very end gets no trailing code byte."""
     out = bytearray()
     block = bytearray()
+    last_full = False
     for b in data:
         if b == 0:
             out.append(len(block) + 1)
             out += block
             block.clear()
+            last_full = False
         else:
             block.append(b)
+            last_full = False
             if len(block) == 254:
                 out.append(0xFF)
                 out += block
                 block.clear()
-    out.append(len(block) + 1)
-    out += block
+                last_full = True
+    if block or not last_full:
+        out.append(len(block) + 1)
+        out += block
     return bytes(out)
 
 
