@@ -17,6 +17,14 @@ class BundleError(HarmowamError):
     """A deploy bundle that is missing, corrupt or inconsistent."""
 
 
+class CameraError(HarmowamError):
+    """A camera or recording that cannot be opened, does not match the bundle's camera spec, or failed."""
+
+
+class SafetyError(HarmowamError):
+    """The arm cannot be driven safely (e.g. it starts outside its limits, or limits contradict each other)."""
+
+
 class MissingDependencyError(HarmowamError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 
