@@ -23,7 +23,7 @@ class CaptureConfig:
     cells: tuple[int, int] = (8, 6)
     max_edge_width_px: float = 4.0  # blur: a sharp print edge spans ~1.5-2.5 px; motion blur spreads it
     duplicate_fraction: float = 0.03  # mean corner shift, as a fraction of the image diagonal
-    tilt_threshold: float = 0.12  # |log(edge length ratio)| that counts as tilted (~15-20 degrees)
+    tilt_threshold_deg: float = 15.0  # a view counts as tilted one way beyond this
     min_tilted_each_way: int = 1
 
     def __post_init__(self) -> None:
@@ -45,7 +45,7 @@ class CaptureStatus:
     views: int
     coverage: float
     grid: np.ndarray  # corner counts per cell [rows, cols]
-    tilts: dict[str, int]  # left/right/up/down -> views tilted that way
+    tilts: dict[str, int]  # left/right/top/bottom -> views with that side of the board further away
     enough: bool
     advice: str
 
@@ -58,6 +58,7 @@ class CaptureStatus:
 class ViewSelector:
     image_size: tuple[int, int]
     config: CaptureConfig = field(default_factory=CaptureConfig)
+    camera_matrix: np.ndarray | None = None  # factory intrinsics when known: better tilt estimates
     kept: list[Detection] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)
 
@@ -91,17 +92,18 @@ class ViewSelector:
         cfg = self.config
         grid = coverage_grid([d.image_points for d in self.kept], self.image_size, cfg.cells)
         cov = float((grid > 0).mean())
-        tilts = {"left": 0, "right": 0, "up": 0, "down": 0}
+        tilts = {"left": 0, "right": 0, "top": 0, "bottom": 0}
         for d in self.kept:
-            h, v = tilt(d)
-            if h > cfg.tilt_threshold:
+            h, v = tilt(d, self.camera_matrix)
+            # n_x > 0: the board's normal points right, away from the camera: its right side is further away.
+            if h > cfg.tilt_threshold_deg:
                 tilts["right"] += 1
-            elif h < -cfg.tilt_threshold:
+            elif h < -cfg.tilt_threshold_deg:
                 tilts["left"] += 1
-            if v > cfg.tilt_threshold:
-                tilts["down"] += 1
-            elif v < -cfg.tilt_threshold:
-                tilts["up"] += 1
+            if v > cfg.tilt_threshold_deg:
+                tilts["bottom"] += 1
+            elif v < -cfg.tilt_threshold_deg:
+                tilts["top"] += 1
         missing_tilts = [k for k, n in tilts.items() if n < cfg.min_tilted_each_way]
         enough = len(self.kept) >= cfg.min_views and cov >= cfg.coverage_target and not missing_tilts
         if enough:
@@ -136,27 +138,31 @@ def edge_width(gray: np.ndarray, detection: Detection) -> float:
     return contrast / steep
 
 
-def tilt(detection: Detection) -> tuple[float, float]:
-    """Perspective of the board in the image: log of (left / right) and (top / bottom) edge lengths of the
-    detected corner grid, from the corners' board coordinates. 0 = facing the camera; > 0 right side further away
-    (horizontal) or bottom further away (vertical)."""
-    obj = detection.object_points[:, :2]
-    img = detection.image_points.astype(np.float64)
-    xs, ys = obj[:, 0], obj[:, 1]
+def tilt(detection: Detection, camera_matrix: np.ndarray | None = None) -> tuple[float, float]:
+    """How the board is turned away from the camera, degrees: (about the image's vertical axis, about its horizontal
+    axis); 0 = facing the camera. From solvePnP with the camera matrix if known, else a rough guess (focal length
+    0.9 x image width, centred): the sign and rough size of a tilt survive a 20-30% error in the guess.
+    """
+    import cv2
 
-    def extent(sel: np.ndarray) -> float:
-        if sel.sum() < 2:
-            return float("nan")
-        p, o = img[sel], obj[sel]
-        # Image length per metre of board along the selected column/row: robust to missing ChArUco corners.
-        span_o = float(np.ptp(o[:, 1] if np.ptp(o[:, 1]) > np.ptp(o[:, 0]) else o[:, 0]))
-        return float(np.linalg.norm(p.max(axis=0) - p.min(axis=0))) / max(span_o, 1e-9)
-
-    left, right = extent(xs == xs.min()), extent(xs == xs.max())
-    top, bottom = extent(ys == ys.min()), extent(ys == ys.max())
-    h = float(np.log(left / right)) if np.isfinite(left) and np.isfinite(right) else 0.0
-    v = float(np.log(top / bottom)) if np.isfinite(top) and np.isfinite(bottom) else 0.0
-    return h, v
+    w, h = detection.image_size
+    K = (
+        camera_matrix
+        if camera_matrix is not None
+        else np.array([[0.9 * w, 0, (w - 1) / 2], [0, 0.9 * w, (h - 1) / 2], [0, 0, 1]], dtype=np.float64)
+    )
+    ok, rvec, _ = cv2.solvePnP(
+        detection.object_points.astype(np.float64),
+        detection.image_points.astype(np.float64),
+        K,
+        None,
+        flags=cv2.SOLVEPNP_IPPE,
+    )
+    if not ok:
+        return 0.0, 0.0
+    R, _ = cv2.Rodrigues(rvec)
+    n = R[:, 2]  # board normal, pointing away from the camera
+    return float(np.degrees(np.arctan2(n[0], n[2]))), float(np.degrees(np.arctan2(n[1], n[2])))
 
 
 def _mean_shift(a: Detection, b: Detection) -> float | None:

@@ -32,9 +32,10 @@ from calibration.geometry import (
 
 # ruff: noqa: N802, N803, N806
 
-# OpenCV's solvers, except Andreff: OpenCV 4.x's one-shot Andreff returns NaN on noise-free data and translations
-# hundreds of millimetres off with 0.05 deg of robot noise (opencv/opencv#17986, #24871; reproduced in
-# tests/calibration/test_handeye.py), so Andreff's linear formulation is solved here (`_andreff`).
+# OpenCV's solvers, except Andreff: OpenCV 4.x's one-shot Andreff fails ("determinant(R) is null") on exact data
+# from a capture that orbits the board at a fixed distance, and lands ~0.4 m off on the same data with 0.05 deg of
+# robot noise (see opencv/opencv#17986, #24871; reproduced in tests/calibration/test_handeye.py), so Andreff's
+# linear formulation is solved here (`_andreff`).
 METHODS: dict[str, int | None] = {
     "tsai": cv2.CALIB_HAND_EYE_TSAI,
     "park": cv2.CALIB_HAND_EYE_PARK,
