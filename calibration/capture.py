@@ -8,6 +8,7 @@ include tilts both ways about both axes, and number at least `min_views`.
 
 from __future__ import annotations
 
+# ruff: noqa: N806
 from dataclasses import dataclass, field
 
 import numpy as np

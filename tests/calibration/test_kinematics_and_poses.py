@@ -21,7 +21,8 @@ SMALL_URDF = """<?xml version="1.0"?>
     <axis xyz="0 0 1"/><limit lower="-3" upper="3" effort="1" velocity="1"/></joint>
   <joint name="j2" type="revolute"><parent link="l1"/><child link="l2"/><origin xyz="0.3 0 0" rpy="0 0 0"/>
     <axis xyz="0 0 1"/><limit lower="-3" upper="3" effort="1" velocity="1"/></joint>
-  <joint name="tool_joint" type="fixed"><parent link="l2"/><child link="tool"/><origin xyz="0.2 0 0" rpy="0 0 0"/></joint>
+  <joint name="tool_joint" type="fixed"><parent link="l2"/><child link="tool"/>
+    <origin xyz="0.2 0 0" rpy="0 0 0"/></joint>
   <joint name="finger_joint" type="prismatic"><parent link="tool"/><child link="finger"/>
     <origin xyz="0 0 0" rpy="0 0 0"/><axis xyz="0 1 0"/><limit lower="0" upper="0.04" effort="1" velocity="1"/></joint>
 </robot>
@@ -49,7 +50,7 @@ def test_small_urdf_fk_matches_hand_computation(small_urdf: Path) -> None:
 def test_kinematics_errors_name_the_problem(small_urdf: Path, tmp_path: Path) -> None:
     with pytest.raises(KinematicsError, match="no link named 'flange'"):
         UrdfKinematics(small_urdf, "flange")
-    with pytest.raises(KinematicsError, match="has 2 joints .* but 6 joint positions"):
+    with pytest.raises(KinematicsError, match=r"has 2 joints .* but 6 joint positions"):
         UrdfKinematics(small_urdf, "tool").fk(np.zeros(6))
     with pytest.raises(KinematicsError, match="no such URDF"):
         UrdfKinematics(tmp_path / "missing.urdf")
