@@ -115,8 +115,9 @@ class SceneRenderer:
 class SimCamera:
     """A `CameraSource` rendering one camera of the shared world at its frame rate, in its own thread."""
 
-    def __init__(self, world: SimWorld, spec: CameraSpec) -> None:
+    def __init__(self, world: SimWorld, spec: CameraSpec, *, shadows: bool = False) -> None:
         self._world = world
+        self._shadows = shadows
         self._spec = spec
         self.intrinsics: Intrinsics = d435_intrinsics(spec.width, spec.height)
         self._slot: Frame | None = None
@@ -192,7 +193,7 @@ class SimCamera:
     def _run(self) -> None:
         spec = self._spec
         try:
-            renderer = SceneRenderer(self._world, spec.name, spec.width, spec.height)
+            renderer = SceneRenderer(self._world, spec.name, spec.width, spec.height, shadows=self._shadows)
         except Exception as e:
             self._error = str(e)
             self._failed = True

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from harmowam_edge.bundle.schema import REFERENCE_JOINT_MAX_ACCELERATION, REFERENCE_JOINT_MAX_VELOCITY
+from harmowam_edge.bundle.schema import (
+    REFERENCE_GRIPPER,
+    REFERENCE_JOINT_MAX_ACCELERATION,
+    REFERENCE_JOINT_MAX_VELOCITY,
+)
 from harmowam_edge.sim import arm as arm_desc
 from harmowam_edge.sim import scene
 from harmowam_edge.sim.world import ArmIndex, SimWorld
@@ -22,11 +26,12 @@ from harmowam_edge.sim.world import ArmIndex, SimWorld
 # The expert moves well inside the firmware's limits, so the firmware never has to clip its reference.
 EXPERT_VELOCITY = 0.6 * REFERENCE_JOINT_MAX_VELOCITY
 EXPERT_ACCELERATION = 0.5 * REFERENCE_JOINT_MAX_ACCELERATION
+GRIPPER_VELOCITY = 0.8 * REFERENCE_GRIPPER[2]
+GRIPPER_ACCELERATION = 0.8 * REFERENCE_GRIPPER[3]
 APPROACH_HEIGHT = 0.12  # m above the grasp point
 LIFT_HEIGHT = 0.15  # m above the grasp point
 GRASP_CLOSED = 0.0  # commanded opening when closing: the fingers stop on the object and squeeze
 CLOSE_TIME = 0.6  # s for the fingers to close and settle
-SETTLE_TIME = 0.2  # s pauses between moves
 
 
 class IKError(RuntimeError):
@@ -169,18 +174,22 @@ class JointTrajectory:
         return last.q1.copy(), np.zeros_like(last.q1), last.g1
 
 
-def _move(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: str, minimum: float = 0.3) -> Segment:
-    return Segment(q0, q1, g0, g1, min_jerk_duration(q1 - q0, EXPERT_VELOCITY, EXPERT_ACCELERATION, minimum), label)
+TASK_KINDS = ("reach", "pick", "pick_and_place")
+PLACE_CLEARANCE = 0.004  # m: release the object this far above its resting height
 
 
 @dataclass(frozen=True)
-class PickPlan:
+class TaskPlan:
+    """A scripted task for one arm: the joint trajectory and the world points it aims at (for checking)."""
+
+    kind: str
     arm: str
     object: str
     trajectory: JointTrajectory
-    grasp_position: np.ndarray  # world TCP target at the grasp
+    grasp_position: np.ndarray  # TCP at the grasp (reach: the point above the object)
     approach_position: np.ndarray
     lift_position: np.ndarray
+    place_position: np.ndarray | None = None  # TCP at the release (pick_and_place)
 
 
 def grasp_yaw(object_quat: np.ndarray, current_yaw: float) -> float:
@@ -191,13 +200,33 @@ def grasp_yaw(object_quat: np.ndarray, current_yaw: float) -> float:
     return min(candidates, key=lambda a: abs(math.atan2(math.sin(a - current_yaw), math.cos(a - current_yaw))))
 
 
-def plan_pick(world: SimWorld, which: int | str, object_name: str, q_start: np.ndarray, g_start: float) -> PickPlan:
-    """Approach above the object, descend straight, close the gripper, lift: a joint trajectory within limits."""
+def _gripper_time(g0: float, g1: float) -> float:
+    return min_jerk_duration(np.array([g1 - g0]), GRIPPER_VELOCITY, GRIPPER_ACCELERATION, 0.0)
+
+
+def _timed(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: str, slow: bool = False) -> Segment:
+    v = EXPERT_VELOCITY * (0.4 if slow else 1.0)
+    duration = max(min_jerk_duration(q1 - q0, v, EXPERT_ACCELERATION, 0.8), _gripper_time(g0, g1))
+    return Segment(q0, q1, g0, g1, duration, label)
+
+
+def _pause(q: np.ndarray, g0: float, g1: float, duration: float, label: str) -> Segment:
+    """Hold the arm still for `duration` (longer if the gripper needs it to move within its limits)."""
+    return Segment(q, q, g0, g1, max(duration, _gripper_time(g0, g1)), label)
+
+
+def plan_task(
+    world: SimWorld, which: int | str, kind: str, object_name: str, q_start: np.ndarray, g_start: float
+) -> TaskPlan:
+    """reach: stop above the object; pick: grasp it and lift; pick_and_place: then set it on the goal pad."""
+    if kind not in TASK_KINDS:
+        raise ValueError(f"task: expected one of {', '.join(TASK_KINDS)}, got {kind!r}")
     obj = scene.object_by_name(object_name)
     arm = world.arm(which)
     pos, quat = world.object_pose(object_name)
     ik = IKSolver(world)
-    _, rot_now = ik.tcp_pose(arm, np.asarray(q_start, float))
+    q0 = np.asarray(q_start, float)
+    _, rot_now = ik.tcp_pose(arm, q0)
     yaw_now = math.atan2(rot_now[1, 1], rot_now[0, 1])
     rot = top_down_rotation(grasp_yaw(quat, yaw_now) if obj.kind == "box" else yaw_now)
     grasp = pos.copy()
@@ -205,39 +234,38 @@ def plan_pick(world: SimWorld, which: int | str, object_name: str, q_start: np.n
     grasp[2] = max(pos[2], scene.TABLE_TOP_Z + 0.022)
     approach = grasp + np.array([0.0, 0.0, APPROACH_HEIGHT])
     lift = grasp + np.array([0.0, 0.0, LIFT_HEIGHT])
-    q0 = np.asarray(q_start, float)
     open_g = arm_desc.GRIPPER_MAX
     q_approach = ik.solve(arm, approach, rot, q0).q
+    segments = [_timed(q0, q_approach, g_start, open_g, "approach"), _pause(q_approach, open_g, open_g, 0.2, "settle")]
+    if kind == "reach":
+        segments.append(_pause(q_approach, open_g, open_g, 0.6, "hold"))
+        return TaskPlan(
+            kind, arm.mount.name, object_name, JointTrajectory(tuple(segments)), approach, approach, approach
+        )
     q_grasp = ik.solve(arm, grasp, rot, q_approach).q
     q_lift = ik.solve(arm, lift, rot, q_grasp).q
-    slow = EXPERT_VELOCITY * 0.4
-    segments = [
-        _move(q0, q_approach, g_start, open_g, "approach", minimum=0.8),
-        Segment(q_approach, q_approach, open_g, open_g, SETTLE_TIME, "settle"),
-        Segment(
-            q_approach,
-            q_grasp,
-            open_g,
-            open_g,
-            min_jerk_duration(q_grasp - q_approach, slow, EXPERT_ACCELERATION, 0.8),
-            "descend",
-        ),
-        Segment(q_grasp, q_grasp, open_g, GRASP_CLOSED, CLOSE_TIME, "close"),
-        Segment(
-            q_grasp,
-            q_lift,
-            GRASP_CLOSED,
-            GRASP_CLOSED,
-            min_jerk_duration(q_lift - q_grasp, slow, EXPERT_ACCELERATION, 0.8),
-            "lift",
-        ),
-        Segment(q_lift, q_lift, GRASP_CLOSED, GRASP_CLOSED, SETTLE_TIME * 2, "hold"),
+    segments += [
+        _timed(q_approach, q_grasp, open_g, open_g, "descend", slow=True),
+        _pause(q_grasp, open_g, GRASP_CLOSED, CLOSE_TIME, "close"),
+        _timed(q_grasp, q_lift, GRASP_CLOSED, GRASP_CLOSED, "lift", slow=True),
     ]
-    return PickPlan(
-        arm=arm.mount.name,
-        object=object_name,
-        trajectory=JointTrajectory(tuple(segments)),
-        grasp_position=grasp,
-        approach_position=approach,
-        lift_position=lift,
-    )
+    if kind == "pick":
+        segments.append(_pause(q_lift, GRASP_CLOSED, GRASP_CLOSED, 0.4, "hold"))
+        return TaskPlan(kind, arm.mount.name, object_name, JointTrajectory(tuple(segments)), grasp, approach, lift)
+    goal = world.goal_position()
+    place = np.array([goal[0], goal[1], grasp[2] - pos[2] + obj.half_height + PLACE_CLEARANCE + goal[2]])
+    above_place = place + np.array([0.0, 0.0, LIFT_HEIGHT])
+    q_carry = ik.solve(arm, above_place, rot, q_lift).q
+    q_place = ik.solve(arm, place, rot, q_carry).q
+    segments += [
+        _timed(q_lift, q_carry, GRASP_CLOSED, GRASP_CLOSED, "carry"),
+        _timed(q_carry, q_place, GRASP_CLOSED, GRASP_CLOSED, "lower", slow=True),
+        _pause(q_place, GRASP_CLOSED, open_g, CLOSE_TIME, "release"),
+        _timed(q_place, q_carry, open_g, open_g, "retreat", slow=True),
+    ]
+    return TaskPlan(kind, arm.mount.name, object_name, JointTrajectory(tuple(segments)), grasp, approach, lift, place)
+
+
+def plan_pick(world: SimWorld, which: int | str, object_name: str, q_start: np.ndarray, g_start: float) -> TaskPlan:
+    """Approach above the object, descend straight, close the gripper, lift."""
+    return plan_task(world, which, "pick", object_name, q_start, g_start)

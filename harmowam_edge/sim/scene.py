@@ -114,6 +114,24 @@ def place_objects(seed: int, arms: int = 1) -> dict[str, tuple[np.ndarray, float
     return placed
 
 
+GOAL_RADIUS = 0.04  # the flat target pad for pick_and_place
+
+
+def place_goal(seed: int, arms: int = 1) -> np.ndarray:
+    """Where the target pad lies for a seed (its own random stream: adding it moved no object), clear of them."""
+    objects = place_objects(seed, arms)
+    rng = np.random.default_rng([seed, 1])
+    (x0, x1), (y0, y1) = workspace(arms)
+    for _ in range(1000):
+        xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        if all(
+            np.linalg.norm(xy - p[:2]) > GOAL_RADIUS + object_by_name(n).footprint + 0.04
+            for n, (p, _) in objects.items()
+        ):
+            return np.array([xy[0], xy[1], TABLE_TOP_Z])
+    raise RuntimeError(f"could not place the goal for seed {seed}")  # pragma: no cover
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Cameras: placed and shaped like an Intel RealSense D435's colour stream.
 
@@ -358,6 +376,10 @@ def scene_xml(arms: int = 1, cameras: Sequence[CameraSpec] = (), *, offscreen: t
             f'<geom name="{obj.name}" type="{obj.kind}" size="{size}" rgba="{_f(obj.rgba)}" mass="{obj.mass:g}" '
             'condim="4" friction="1.2 0.02 0.001" contype="1" conaffinity="3"/></body>'
         )
+    out.append(
+        f'    <body name="goal" mocap="true" pos="0.4 0 {TABLE_TOP_Z:g}"><geom name="goal" type="cylinder" '
+        f'size="{GOAL_RADIUS:g} 0.0008" rgba="0.95 0.95 0.92 1" contype="0" conaffinity="0"/></body>'
+    )
     for cam in cams:
         if cam.body is not None:
             continue

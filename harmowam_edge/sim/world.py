@@ -139,6 +139,8 @@ class SimWorld:
                 adr = self.model.jnt_qposadr[j]
                 self.data.qpos[adr : adr + 3] = pos
                 self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+            goal = self.model.body_mocapid[self._id(mujoco.mjtObj.mjOBJ_BODY, "goal")]
+            self.data.mocap_pos[goal] = scene.place_goal(self.seed, self.arms)
             mujoco.mj_forward(self.model, self.data)
 
     def step(self, n: int = 1) -> None:
@@ -162,6 +164,12 @@ class SimWorld:
         body = self._id(mujoco.mjtObj.mjOBJ_BODY, name)
         with self.lock:
             return self.data.xpos[body].copy(), self.data.xquat[body].copy()
+
+    def goal_position(self) -> np.ndarray:
+        """Centre of the target pad on the table (pick_and_place puts the object there)."""
+        goal = self.model.body_mocapid[self._id(mujoco.mjtObj.mjOBJ_BODY, "goal")]
+        with self.lock:
+            return self.data.mocap_pos[goal].copy()
 
     def tcp_position(self, which: int | str = 0) -> np.ndarray:
         a = self.arm(which)
