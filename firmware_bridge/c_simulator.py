@@ -10,15 +10,12 @@ import contextlib
 import hashlib
 import os
 import pathlib
-import select
 import shutil
-import signal
 import subprocess
-import time
-from types import TracebackType
 
 from firmware_bridge.errors import CompilerNotFoundError, SimulatorError
 from firmware_bridge.sim_config import SimArmConfig
+from firmware_bridge.sim_process import SimulatorProcess
 
 FIRMWARE_DIR = pathlib.Path(__file__).resolve().parent / "firmware"
 CORE_SOURCES = ("src/hwl_protocol.c", "src/hwl_firmware.c", "src/hwl_schema.c")
@@ -142,8 +139,8 @@ def host_sim_args(config: SimArmConfig, link_path: pathlib.Path | None = None) -
     return args
 
 
-class CFirmwareSimulator:
-    """The C firmware on a PTY, in a child process. `start()` returns the port to open."""
+class CFirmwareSimulator(SimulatorProcess):
+    """The C firmware on a PTY, in a child process (built on demand). `start()` returns the port to open."""
 
     def __init__(
         self,
@@ -153,74 +150,11 @@ class CFirmwareSimulator:
         binary: pathlib.Path | None = None,
         start_timeout: float = 10.0,
     ) -> None:
+        super().__init__("the C firmware simulator", start_timeout=start_timeout)
         self.config = config or SimArmConfig()
         self.link_path = link_path
         self._binary = binary
-        self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._port = ""
 
-    def start(self) -> str:
+    def command(self) -> list[str]:
         exe = self._binary or build_host_simulator()
-        try:
-            self._proc = subprocess.Popen(
-                [str(exe), *host_sim_args(self.config, self.link_path)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        except OSError as e:
-            raise SimulatorError(f"cannot run the C firmware simulator {exe}: {e.strerror}") from None
-        assert self._proc.stdout is not None
-        line = b""
-        deadline = time.monotonic() + self._start_timeout
-        fd = self._proc.stdout.fileno()
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(left, 0))
-            if not ready:
-                self.stop()
-                raise SimulatorError(f"the C firmware simulator printed no port within {self._start_timeout} s")
-            chunk = os.read(fd, 1)
-            if not chunk:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                self.stop()
-                raise SimulatorError(f"the C firmware simulator exited at start: {err.strip()}")
-            line += chunk
-        self._port = line.decode().strip()
-        return self.port
-
-    @property
-    def port(self) -> str:
-        if not self._port:
-            raise SimulatorError("simulator not started: call start() first")
-        return self._port
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def stop(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        self._proc = None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-    def __enter__(self) -> CFirmwareSimulator:
-        if self._proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return [str(exe), *host_sim_args(self.config, self.link_path)]

@@ -55,7 +55,9 @@ def describe_open_error(port: str, err_no: int | None, detail: str) -> PortError
     """The typed error for an errno from opening `port` (public so tests can check the mapping directly)."""
     if err_no in _MISSING_ERRNOS:
         return PortNotFoundError(
-            port, f"serial port {port} does not exist: is the arm controller plugged in and powered? ({detail})"
+            port,
+            f"serial port {port} does not exist: is the arm controller plugged in and powered? "
+            f"(ls /dev/serial/by-id/ lists the connected ones)",
         )
     if err_no in _PERMISSION_ERRNOS:
         return PortPermissionError(
