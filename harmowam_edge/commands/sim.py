@@ -32,11 +32,12 @@ def bench(
         "bench-results/sim.json"
     ),
     quick: Annotated[bool, typer.Option("--quick", help="Fewer repeats (a smoke run, not figures to report).")] = False,
+    rig: Annotated[bool, typer.Option("--rig/--no-rig", help="Also run the rig over its serial link.")] = True,
 ) -> None:
     """Render time per frame (640x480 and 160x120), physics speed, and the rig's link figures."""
     from harmowam_edge.sim.bench import run_bench
 
-    report = run_bench(quick=quick)
+    report = run_bench(quick=quick, rig=rig)
     _print_bench_table(report)
     report.write(json_out)
     typer.echo(f"wrote {json_out}")

@@ -271,3 +271,18 @@ def test_urdf_joint_limits_match_the_schema_and_mujoco_loads_it():
     assert model.njnt == 8
     prefixed = ET.fromstring(urdf_xml("left_"))
     assert prefixed.find("joint[@name='left_joint_3']") is not None
+
+
+def test_urdf_loads_in_the_calibration_kinematics_and_agrees(tmp_path):
+    """Hand-eye calibration reads this URDF with Pinocchio: the simulated arm's FK must come out the same."""
+    pytest.importorskip("pinocchio", reason="Pinocchio (calib extra) is not installed")
+    kinematics = pytest.importorskip("calibration.kinematics")
+    from harmowam_edge.sim.urdf import write_urdf
+
+    path = write_urdf(tmp_path / "arm.urdf")
+    kin = kinematics.UrdfKinematics(path, "tcp")
+    assert kin.joint_names == list(arm_desc.JOINT_NAMES)
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        q = rng.uniform(-1.5, 1.5, 6)
+        np.testing.assert_allclose(np.asarray(kin.fk(q)), arm_desc.forward_kinematics(q)["tcp"], atol=1e-9)
