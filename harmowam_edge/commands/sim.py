@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -150,3 +151,89 @@ def demos(
     done = meta["episodes"]
     ok = sum(1 for e in done if e["success"])
     typer.echo(f"scripted expert: {ok}/{len(done)} episodes succeeded ({meta['success_rate']:.0%}); wrote {out}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The demo bundle of `run --sim` without --bundle: built through the real export path from a seeded, UNTRAINED
+# checkpoint, cached so the second run starts at once. Lives here (the composition root) because only the CLI may
+# reach `export`, lazily.
+
+DEMO_PRESET = "nano"
+DEMO_SEED = 0
+
+
+def cache_root() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "harmowam-edge"
+
+
+def _export_fingerprint() -> str:
+    """A hash of the code that writes bundles (export and the schema): a changed exporter rebuilds the cache."""
+    import hashlib
+
+    import export
+    from harmowam_edge.bundle import schema
+
+    h = hashlib.sha256()
+    roots = [Path(export.__file__).parent]
+    files = [*sorted(p for r in roots for p in r.rglob("*.py")), Path(schema.__file__)]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def bundle_is_intact(path: Path) -> bool:
+    """Every file the manifest lists is there with its sha256 (a cache folder half-written or tampered with)."""
+    import json
+
+    from harmowam_edge.bundle.schema import MANIFEST_NAME, Manifest, sha256_file
+
+    try:
+        manifest = Manifest.from_dict(json.loads((path / MANIFEST_NAME).read_text()), str(path / MANIFEST_NAME))
+        return all(sha256_file(path / f) == h for f, h in manifest.files.items())
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_demo_bundle(arms: int = 1, progress: Callable[[str], None] | None = None) -> tuple[Path, bool]:
+    """The cached demo bundle for `arms`, built on first use: (path, built_now)."""
+    import fcntl
+    import shutil
+    import tempfile
+
+    import harmowam_edge
+    from harmowam_edge.errors import ConfigError, MissingDependencyError
+
+    if arms not in (1, 2):
+        raise ConfigError(f"--arms: expected 1 or 2, got {arms}")
+    say = progress or (lambda _m: None)
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:  # export needs torch; the runtime never does
+        raise MissingDependencyError("torch", "export", "Building the demo bundle (run --sim without --bundle)")
+    root = cache_root() / "demo-bundles"
+    root.mkdir(parents=True, exist_ok=True)
+    key = f"{DEMO_PRESET}-{arms}arm-seed{DEMO_SEED}-v{harmowam_edge.__version__}-{_export_fingerprint()}"
+    target = root / key
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two first runs at once: one builds, the other waits and reuses
+        if target.is_dir() and bundle_is_intact(target):
+            return target, False
+        shutil.rmtree(target, ignore_errors=True)
+        from export import build_demo_bundle
+
+        say(f"building the demo bundle (preset {DEMO_PRESET}, {arms} arm(s), seed {DEMO_SEED}) through export: ")
+        say(f"  seeded UNTRAINED checkpoint -> ONNX -> parity check -> {target}")
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        try:
+            build_demo_bundle(work / "bundle", preset=DEMO_PRESET, arms=arms, seed=DEMO_SEED)
+            (work / "bundle").rename(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for stale in root.glob(f"{DEMO_PRESET}-{arms}arm-*"):
+            if stale != target:
+                shutil.rmtree(stale, ignore_errors=True)  # bundles of older exporters
+        return target, True

@@ -149,8 +149,8 @@ def open_sim_rig(
     """Start the simulated rig: physics, one firmware simulator per arm, one camera source per spec.
 
     `action_space` (e.g. a bundle's) must be the reference arm's (joint names and limits); by default it is
-    `reference_action_space(arms)`. `addresses`: the firmware address of each arm (default 0, 1, ...), the
-    `arm=` to pass to `ArmLink.open`. `link_dir`: where the port symlinks go (default: a fresh temp folder).
+    `reference_action_space(arms)`. `addresses`: the firmware address of each arm (default 0 for every arm:
+    each has its own port, as with the rig config's default), the `arm=` to pass to `ArmLink.open`. `link_dir`: where the port symlinks go (default: a fresh temp folder).
     """
     if arms not in (1, 2):
         raise ConfigError(f"--arms: expected 1 or 2, got {arms}")
@@ -158,7 +158,7 @@ def open_sim_rig(
     space = action_space if action_space is not None else expected
     check_action_space(space, expected)
     specs = tuple(cameras) if cameras is not None else (DEFAULT_CAMERA,)
-    addr = list(addresses) if addresses is not None else list(range(arms))
+    addr = list(addresses) if addresses is not None else [0] * arms
     if len(addr) != arms:
         raise ConfigError(f"addresses: expected {arms} firmware addresses, got {len(addr)}")
     owns = link_dir is None
