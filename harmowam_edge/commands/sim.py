@@ -237,3 +237,30 @@ def ensure_demo_bundle(arms: int = 1, progress: Callable[[str], None] | None = N
             if stale != target:
                 shutil.rmtree(stale, ignore_errors=True)  # bundles of older exporters
         return target, True
+
+
+@app.command()
+def serve(
+    arms: Annotated[int, typer.Option("--arms", help="1 or 2 arms.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Object placement seed.")] = 0,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """Run the simulated arm(s) and print their serial ports, for any tool that opens a port (bridge, calibrate)."""
+    import time
+
+    from harmowam_edge.sim.rig import open_sim_rig
+
+    with open_sim_rig(arms, [], seed) as rig:
+        for name, port, addr in zip(rig.arm_names, rig.arm_ports, rig.arm_addresses, strict=True):
+            typer.echo(f"arm {name!r}: port {port} (address {addr})")
+        typer.echo("simulated rig running (MuJoCo physics in real time); Ctrl-C stops it")
+        t_end = None if duration is None else time.monotonic() + duration
+        try:
+            while t_end is None or time.monotonic() < t_end:
+                time.sleep(0.2)
+                if rig.world.error is not None:
+                    raise RuntimeError(f"the physics thread stopped: {rig.world.error!r}")
+        except KeyboardInterrupt:
+            typer.echo("stopping")

@@ -150,7 +150,8 @@ def open_sim_rig(
 
     `action_space` (e.g. a bundle's) must be the reference arm's (joint names and limits); by default it is
     `reference_action_space(arms)`. `addresses`: the firmware address of each arm (default 0 for every arm:
-    each has its own port, as with the rig config's default), the `arm=` to pass to `ArmLink.open`. `link_dir`: where the port symlinks go (default: a fresh temp folder).
+    each has its own port, as with the rig config's default), the `arm=` to pass to `ArmLink.open`.
+    `link_dir`: where the port symlinks go (default: a fresh temp folder).
     """
     if arms not in (1, 2):
         raise ConfigError(f"--arms: expected 1 or 2, got {arms}")
