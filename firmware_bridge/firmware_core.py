@@ -153,7 +153,9 @@ class FirmwareCore:
             reply=reply,
         )
         self._events = FaultBits.NONE
-        self._next_state = now + self._state_period
+        # a reply postpones the timer by 1.5 periods: a host streaming at the state rate with some jitter gets
+        # exactly one STATE per COMMAND, and the timer takes over once it stops
+        self._next_state = now + (1.5 if reply else 1.0) * self._state_period
         return self._frame(msg)
 
     def hello_ack(self, request_seq: int) -> p.HelloAck:
@@ -206,7 +208,7 @@ class FirmwareCore:
                 return
             if self.mode is ArmMode.ENABLED and quiet > self.config.watchdog_hold_s:
                 self.mode = ArmMode.HOLD
-                self._target = stopping_point(self._ref_p, self._ref_v, self._amax, self._lo, self._hi)
+                self._target = stopping_point(self._ref_p, self._ref_v, self._amax, self._lo, self._hi, self._dt)
                 self._vff[:] = 0.0
             target = self._target
             if self.mode is ArmMode.ENABLED and self._vff.any():

@@ -7,6 +7,7 @@
 
 #define MAX_CATCH_UP_STEPS 50u
 #define EPS 1e-6f
+#define LIMIT_SLACK 1e-6f /* rad (or m); the same in limiter.py */
 
 static uint64_t now_us(const hwl_fw_t *fw) { return fw->hal.time_us(fw->hal.ctx); }
 
@@ -90,7 +91,9 @@ static void send_state(hwl_fw_t *fw, uint64_t now, int reply) {
     s.gripper = fw->cfg.has_gripper ? gripper : 0.0f;
     s.rx_errors = (uint16_t)(fw->rx_errors_seen & 0xFFFFu);
     fw->events = 0;
-    fw->next_state_us = now + fw->state_period_us;
+    /* a reply postpones the timer by 1.5 periods: a host streaming at the state rate with some jitter gets exactly
+     * one STATE per COMMAND, and the timer takes over once it stops */
+    fw->next_state_us = now + (reply ? fw->state_period_us + fw->state_period_us / 2u : fw->state_period_us);
     send(fw, HWL_STATE, hwl_encode_state(&s, tx_body(fw)));
 }
 
@@ -158,16 +161,17 @@ static void torque_off(hwl_fw_t *fw, uint8_t mode) {
 
 static float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* One limiter step (PROTOCOL.md §8), per axis: speed = min(vmax, sqrt(2 a |e|), |e|/dt), |dv| <= a dt. */
+/* One limiter step (PROTOCOL.md §11), per axis: speed = min(vmax, discrete stopping speed, |e|/dt), |dv| <= a dt.
+ * The stopping speed a dt (sqrt(1/4 + 2|e|/(a dt^2)) - 1/2) brakes onto the target without overshoot. */
 static void limiter_step(hwl_fw_t *fw, const float *target, float dt) {
     unsigned i;
     for (i = 0; i < fw->axes; i++) {
         float e = target[i] - fw->ref_p[i];
         float ae = fabsf(e);
-        float v_stop = sqrtf(2.0f * fw->amax[i] * ae);
+        float dv_max = fw->amax[i] * dt;
+        float v_stop = dv_max * (sqrtf(0.25f + 2.0f * ae / (dv_max * dt)) - 0.5f);
         float v_land = ae / dt;
         float speed = fw->vmax[i];
-        float dv_max = fw->amax[i] * dt;
         float dv;
         if (fw->vmax[i] < (v_stop < v_land ? v_stop : v_land) - EPS) {
             fw->events |= HWL_FAULT_VELOCITY_LIMITED;
@@ -185,14 +189,16 @@ static void limiter_step(hwl_fw_t *fw, const float *target, float dt) {
         dv = clampf(dv, -dv_max, dv_max);
         fw->ref_v[i] += dv;
         fw->ref_p[i] += fw->ref_v[i] * dt;
-        if (fw->ref_p[i] < fw->lo[i] || fw->ref_p[i] > fw->hi[i]) {
-            fw->ref_p[i] = clampf(fw->ref_p[i], fw->lo[i], fw->hi[i]);
+        /* rounding may land a hair past a limit that is also the target: clip, but stop only on a real overrun */
+        if (fw->ref_p[i] < fw->lo[i] - LIMIT_SLACK || fw->ref_p[i] > fw->hi[i] + LIMIT_SLACK) {
             fw->ref_v[i] = 0.0f;
         }
+        fw->ref_p[i] = clampf(fw->ref_p[i], fw->lo[i], fw->hi[i]);
     }
 }
 
 static void control_step(hwl_fw_t *fw, uint64_t t, uint32_t dt_us) {
+    /* dt is the nominal control period except after a stall (one long step) */
     float dt = (float)dt_us * 1e-6f;
     unsigned i;
     if (fw->hal.estop_input != NULL) {
@@ -221,7 +227,8 @@ static void control_step(hwl_fw_t *fw, uint64_t t, uint32_t dt_us) {
             fw->mode = HWL_MODE_HOLD;
             for (i = 0; i < fw->axes; i++) {
                 float v = fw->ref_v[i];
-                fw->target[i] = clampf(fw->ref_p[i] + v * fabsf(v) / (2.0f * fw->amax[i]), fw->lo[i], fw->hi[i]);
+                float ahead = v * fabsf(v) / (2.0f * fw->amax[i]) + v * (0.5e-6f * (float)fw->ctrl_period_us);
+                fw->target[i] = clampf(fw->ref_p[i] + ahead, fw->lo[i], fw->hi[i]);
                 fw->vff[i] = 0.0f;
             }
         }
