@@ -161,6 +161,7 @@ def build_bundle(
     progress: Progress | None = None,
     seed: int = 0,
     allow_over_budget: bool | None = None,
+    int8_activations: str = "s8",
 ) -> BuildReport:
     """Export a checkpoint into a deploy bundle and return the report (also written under reports/).
 
@@ -174,6 +175,10 @@ def build_bundle(
     prec = _check_precision(precision)
     if flow_mode not in ("auto", "unrolled", "step"):
         raise ConfigError(f"flow_mode: expected auto, unrolled or step, got {flow_mode!r}")
+    if int8_activations not in ("s8", "u8"):
+        raise ConfigError(
+            f"--int8-activations: expected s8 (TensorRT, ARM) or u8 (x86 ONNX Runtime), got {int8_activations!r}"
+        )
     if not (budget_pct > 0):
         raise ConfigError(f"--budget: expected a percentage > 0, got {budget_pct}")
     out = Path(out)
@@ -214,6 +219,7 @@ def build_bundle(
             say=say,
             warnings=warnings,
             seed=seed,
+            int8_activations=int8_activations,
         )
         say(f"moving the bundle into place: {out}")
         _move_into_place(tmp, out)
@@ -239,6 +245,7 @@ def _build_into(
     say: Progress,
     warnings: list[str],
     seed: int,
+    int8_activations: str,
 ) -> BuildReport:
     cfg, nets = ck.config, ck.networks
     (tmp / REPORTS_DIR).mkdir()
@@ -291,6 +298,7 @@ def _build_into(
             min_gate_agreement=min_gate_agreement,
             say=say,
             seed=seed,
+            int8_activations=int8_activations,
         )
         for n, by_precision in q.files.items():
             graph_files[n].update(by_precision)

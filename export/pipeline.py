@@ -46,6 +46,9 @@ def ort_session(path: Path | str, threads: int = 2) -> object:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # A policy step chains several sessions: with spinning on, the previous session's idle workers keep
+    # spinning on the same 2 cores and the next one runs 3-4x slower (measured, docs/export.md).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 

@@ -160,8 +160,18 @@ def _activation_matmuls(model: Any) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in consts for i in n.input)]
 
 
-def quantize_int8(src: Path, dst: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
-    """Static INT8, QDQ format, symmetric int8 activations, per-channel symmetric int8 weights (MinMax ranges)."""
+INT8_ACTIVATIONS = ("s8", "u8")
+
+
+def quantize_int8(src: Path, dst: Path, feeds: Sequence[Mapping[str, np.ndarray]], activations: str = "s8") -> None:
+    """Static INT8, QDQ format, per-channel symmetric int8 weights (MinMax ranges).
+
+    activations "s8": symmetric signed int8, zero point 0, what TensorRT and ARM CPUs run natively (the default).
+    "u8": asymmetric uint8, ONNX Runtime's fast path on x86 (VNNI is u8 x s8); TensorRT refuses such graphs.
+    """
+    if activations not in INT8_ACTIVATIONS:
+        raise ExportError(f"--int8-activations: expected s8 or u8, got {activations!r}")
+    signed = activations == "s8"
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -182,12 +192,12 @@ def quantize_int8(src: Path, dst: Path, feeds: Sequence[Mapping[str, np.ndarray]
                 op_types_to_quantize=INT8_OPS,
                 per_channel=True,
                 reduce_range=False,
-                activation_type=QuantType.QInt8,
+                activation_type=QuantType.QInt8 if signed else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=_activation_matmuls(model),
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={
-                    "ActivationSymmetric": True,
+                    "ActivationSymmetric": signed,
                     "WeightSymmetric": True,
                     "MatMulConstBOnly": True,
                 },
@@ -293,6 +303,7 @@ def quantize_bundle_graphs(
     min_gate_agreement: float,
     say: Callable[[str], None] = lambda _m: None,
     seed: int = 0,
+    int8_activations: str = "s8",
 ) -> QuantResult:
     """Write the FP16 (and INT8) graphs for a bundle and measure them; `report["ok"]` is the budget verdict."""
     if precision not in ("fp16", "int8"):
@@ -345,7 +356,7 @@ def quantize_bundle_graphs(
         for n in GRAPH_ORDER:
             say(f"quantizing {n} to INT8")
             dst = out_dir / f"{n}.int8.onnx"
-            quantize_int8(fp32[n], dst, calib_feeds[n])
+            quantize_int8(fp32[n], dst, calib_feeds[n], int8_activations)
             int8_paths[n] = dst
         for n in INT8_ALWAYS:
             files[n]["int8"] = int8_paths[n]
@@ -417,6 +428,17 @@ def quantize_bundle_graphs(
         "holdout": len(holdout),
         "holdout_source": held_source,
         "calibration": len(calib) if precision == "int8" else 0,
+        "int8_activations": int8_activations if precision == "int8" else None,
+        "int8_scheme": (
+            None
+            if precision != "int8"
+            else "QDQ, per-channel symmetric int8 weights, "
+            + (
+                "symmetric int8 activations (TensorRT, ARM)"
+                if int8_activations == "s8"
+                else "asymmetric uint8 activations (ONNX Runtime x86; not for TensorRT)"
+            )
+        ),
         "flow_mode": flow_mode,
         "defaults": dict(defaults),
         "decisions": decisions,

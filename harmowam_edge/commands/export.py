@@ -112,6 +112,13 @@ def bundle(
     flow_mode: Annotated[
         str, typer.Option("--flow-mode", help="auto (measure, pick the faster), unrolled or step.")
     ] = "auto",
+    int8_activations: Annotated[
+        str,
+        typer.Option(
+            "--int8-activations",
+            help="s8: symmetric int8 (TensorRT, ARM; default). u8: uint8, ONNX Runtime's fast path on x86 only.",
+        ),
+    ] = "s8",
 ) -> None:
     """Checkpoint -> verified ONNX -> FP16/INT8 -> deploy bundle; ends with a table per network."""
     from rich.table import Table
@@ -140,6 +147,7 @@ def bundle(
                 min_gate_agreement=min_gate_agreement,
                 flow_mode=flow_mode,
                 progress=progress,
+                int8_activations=int8_activations,
             )
         except QuantizationBudgetError as e:
             _print_quant_report(console, e.report)
@@ -192,3 +200,73 @@ def _recording_observations(path: Path, checkpoint: Path) -> Any:
         f"{path}: reading RealSense recordings needs the runtime's playback source, which is not available "
         "in this build; export frames to a directory of .npz observations (docs/export.md)"
     )
+
+
+@app.command("bench")
+def bench(
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    presets: Annotated[
+        str, typer.Option("--presets", help="Comma-separated presets (default: all four).")
+    ] = "nano,small,base,reference",
+) -> None:
+    """PyTorch eager vs ONNX Runtime FP32 vs INT8 per network and policy step, 2 threads, every preset."""
+    import json
+    import os
+
+    # torch's OpenMP workers would otherwise spin after each eager call and steal the cores ONNX Runtime is
+    # timed on; must be set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from rich.table import Table
+
+    from export.bench import ENGINES, PRESETS, run_bench
+    from export.errors import ConfigError
+
+    chosen = [p.strip() for p in presets.split(",") if p.strip()]
+    for p in chosen:
+        if p not in PRESETS:
+            raise ConfigError(f"--presets: {p!r} is not a preset ({', '.join(PRESETS)})")
+    console = _console()
+    with console.status("benchmarking") as status:
+
+        def say(msg: str) -> None:
+            status.update(msg)
+            console.print(f"[dim]·[/] {msg}")
+
+        doc, results = run_bench(chosen, say)
+    for r in results:
+        t = Table(
+            title=f"{r.preset}: {r.params['total'] / 1e6:.1f} M parameters, ms p50 / p99 "
+            f"({doc['machine']['threads_used']} threads)"
+        )
+        for col in ("network / path", "params", "GFLOPs", *ENGINES, "fp32 vs torch", "int8 s8 / u8 vs fp32"):
+            t.add_column(col, justify="left" if col == "network / path" else "right")
+        for n, timings in [*r.networks.items(), *((f"{k} path", v) for k, v in r.steps.items())]:
+            params = f"{r.params[n] / 1e6:.2f} M" if n in r.params else ""
+            flops = f"{r.flops[n] / 1e9:.3f}" if n in r.flops else ""
+            cells = [f"{timings[e].p50:.2f} / {timings[e].p99:.2f}" for e in ENGINES]
+            t.add_row(
+                n,
+                params,
+                flops,
+                *cells,
+                f"{timings['torch'].p50 / timings['ort_fp32'].p50:.1f}x",
+                f"{timings['ort_fp32'].p50 / timings['ort_int8'].p50:.2f}x / "
+                f"{timings['ort_fp32'].p50 / timings['ort_int8_u8'].p50:.2f}x",
+            )
+        console.print(t)
+    targets = Table(title="targets (design §6)")
+    for col in ("metric", "value", "target", "ok"):
+        targets.add_column(col)
+    for row in doc["rows"]:
+        if row["target"]:
+            targets.add_row(
+                row["metric"],
+                f"{row['value']:.4g} {row['unit']}",
+                row["target"],
+                "[green]yes[/]" if row["ok"] else "[red]no[/]",
+            )
+    console.print(targets)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(doc, indent=1) + "\n")
+        console.print(f"wrote {json_out}")

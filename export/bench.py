@@ -1,0 +1,297 @@
+"""`harmowam-edge export bench`: PyTorch eager vs ONNX Runtime FP32 vs ONNX Runtime INT8, per network and per
+policy step (reactive path, predictive path), 2 threads, every preset. Medians and ratios from one run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.calibration import synthetic_observations
+from export.checkpoint import init_checkpoint, load_checkpoint, param_count
+from export.complexity import network_complexity
+from export.config import default_camera
+from export.onnx_export import GRAPH_ORDER, export_all, graph_io, random_feed
+from export.parity import torch_runners
+from export.pipeline import Feed, OrtRunner, PolicyChain, Runner, loop_step, step_states
+from export.quantize import accuracy, quantize_int8
+from harmowam_edge.bundle.schema import (
+    GATE,
+    NOISE,
+    PREDICTIVE_EXPERT,
+    PREDICTIVE_EXPERT_STEP,
+    REACTIVE_EXPERT,
+    WORLD_MODEL,
+)
+
+THREADS = 2
+PRESETS = ("nano", "small", "base", "reference")
+# (max iterations, time budget in s) per measurement: fewer for the big presets so the bench stays short.
+ITERS = {"nano": (200, 1.0), "small": (60, 1.5), "base": (25, 1.5), "reference": (8, 2.0)}
+# ort_int8: the bundle's INT8 graphs (symmetric s8 activations, for TensorRT/ARM); ort_int8_u8: the same
+# quantization with uint8 activations, ONNX Runtime's fast path on x86 (not what a Jetson runs).
+ENGINES = ("torch", "ort_fp32", "ort_int8", "ort_int8_u8")
+PREDICTIVE_PATH_TARGET_MS = 1000.0 / 48.0  # 20.8 ms: 48 Hz
+
+
+@dataclass
+class Timing:
+    p50: float
+    p99: float
+    n: int
+
+
+def measure(fn: Callable[[], object], max_iters: int, budget_s: float, warmup: int = 2) -> Timing:
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (len(times) < max_iters and time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return Timing(float(np.percentile(times, 50)), float(np.percentile(times, 99)), len(times))
+
+
+@dataclass
+class PresetResult:
+    preset: str
+    params: dict[str, int]
+    flops: dict[str, int]
+    export_s: float
+    networks: dict[str, dict[str, Timing]] = field(default_factory=dict)  # network -> engine -> timing
+    steps: dict[str, dict[str, Timing]] = field(default_factory=dict)  # reactive/predictive -> engine -> timing
+    flow: dict[str, float] = field(default_factory=dict)
+    parity_max_action: float = 0.0
+    int8_pct_p99: float = 0.0
+    int8_gate_agreement: float = 0.0
+
+
+def _call(runner: Runner, feed: Feed) -> Callable[[], Feed]:
+    return lambda: runner(feed)
+
+
+def _chain_fn(runners: dict[str, Runner], obs: Feed, noise: Any, path: str, steps: int, mode: str) -> Callable[[], Any]:
+    def run() -> Any:
+        wm = runners[WORLD_MODEL](obs)
+        feed = {**obs, **wm}
+        runners[GATE](feed)
+        if path == "reactive":
+            return runners[REACTIVE_EXPERT](feed)
+        if mode == "unrolled":
+            return runners[PREDICTIVE_EXPERT]({**feed, NOISE: noise})
+        return loop_step(runners[PREDICTIVE_EXPERT_STEP], feed, noise, steps)
+
+    return run
+
+
+def bench_preset(preset: str, work: Path, say: Callable[[str], None]) -> PresetResult:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    max_iters, budget = ITERS.get(preset, (20, 1.5))
+    ck_dir = init_checkpoint(work / f"{preset}-ckpt", preset=preset, camera=default_camera(), force=True)
+    ck = load_checkpoint(ck_dir)
+    cfg, nets = ck.config, ck.networks
+    steps = cfg.architecture.flow_steps
+    say(f"{preset}: exporting ONNX")
+    t0 = time.perf_counter()
+    graph_dir = work / preset
+    graph_dir.mkdir()
+    graphs = {n: g.path for n, g in export_all(nets, cfg, graph_dir).items()}
+    export_s = time.perf_counter() - t0
+    cx = network_complexity(nets, cfg)
+    res = PresetResult(
+        preset=preset,
+        params={n: c.params for n, c in cx.items()},
+        flops={n: c.flops for n, c in cx.items()},
+        export_s=export_s,
+    )
+    res.params["total"] = sum(param_count(m) for m in nets.modules().values())
+
+    say(f"{preset}: quantizing INT8 (synthetic calibration)")
+    io = graph_io(cfg)
+    rng = np.random.default_rng(0)
+    obs = synthetic_observations(cfg, count=12, seed=1)
+    calib, hold = obs[:8], obs[8:]
+    fp32 = {n: OrtRunner(p, THREADS) for n, p in graphs.items()}
+    shape = io[PREDICTIVE_EXPERT][0][-1].shape
+    chain = [{**o, **fp32[WORLD_MODEL](o)} for o in calib]
+    noises = [rng.standard_normal(shape).astype(np.float32) for _ in calib]
+    feeds: dict[str, list[Feed]] = {
+        WORLD_MODEL: [dict(o) for o in calib],
+        GATE: chain,
+        REACTIVE_EXPERT: chain,
+        PREDICTIVE_EXPERT: [{**f, NOISE: z} for f, z in zip(chain, noises, strict=True)],
+        PREDICTIVE_EXPERT_STEP: [
+            s
+            for f, z in zip(chain[:2], noises[:2], strict=True)
+            for s in step_states(fp32[PREDICTIVE_EXPERT_STEP], f, z, steps)
+        ],
+    }
+    int8: dict[str, Runner] = {}
+    int8_u8: dict[str, Runner] = {}
+    for n in GRAPH_ORDER:
+        for act, into in (("s8", int8), ("u8", int8_u8)):
+            dst = graphs[n].with_name(f"{n}.int8-{act}.onnx")
+            quantize_int8(graphs[n], dst, feeds[n], act)
+            into[n] = OrtRunner(dst, THREADS)
+    eager = torch_runners(nets, cfg)
+    engines: dict[str, dict[str, Runner]] = {
+        "torch": eager,
+        "ort_fp32": dict(fp32),
+        "ort_int8": int8,
+        "ort_int8_u8": int8_u8,
+    }
+
+    say(f"{preset}: timing networks")
+    for n in GRAPH_ORDER:
+        feed = random_feed(io[n][0], cfg, rng)
+        res.networks[n] = {e: measure(_call(runners[n], feed), max_iters, budget) for e, runners in engines.items()}
+    say(f"{preset}: timing policy steps")
+    o = obs[0]
+    z = rng.standard_normal(shape).astype(np.float32)
+    unrolled = measure(_chain_fn(engines["ort_fp32"], o, z, "predictive", steps, "unrolled"), max_iters, budget)
+    stepped = measure(_chain_fn(engines["ort_fp32"], o, z, "predictive", steps, "step"), max_iters, budget)
+    mode = "unrolled" if unrolled.p50 <= stepped.p50 else "step"
+    res.flow = {
+        "unrolled_path_p50": unrolled.p50,
+        "step_path_p50": stepped.p50,
+        "unrolled_is_default": mode == "unrolled",
+    }
+    for path in ("reactive", "predictive"):
+        res.steps[path] = {
+            e: measure(_chain_fn(runners, o, z, path, steps, mode), max_iters, budget) for e, runners in engines.items()
+        }
+
+    t_out = [PolicyChain(eager, steps, mode).run(h, z) for h in hold]
+    f_out = [PolicyChain(engines["ort_fp32"], steps, mode).run(h, z) for h in hold]
+    i_out = [PolicyChain(int8, steps, mode).run(h, z) for h in hold]
+    res.parity_max_action = max(
+        float(max(np.abs(a.reactive - b.reactive).max(), np.abs(a.predictive - b.predictive).max()))
+        for a, b in zip(t_out, f_out, strict=True)
+    )
+    acc = accuracy(cfg, f_out, i_out)
+    res.int8_pct_p99 = max(v["pct_range_p99"] for v in acc["end_to_end"].values())
+    res.int8_gate_agreement = acc["gate"]["decision_agreement"]
+    return res
+
+
+def _row(metric: str, value: float, unit: str, target: str | None = None, ok: bool | None = None) -> dict[str, Any]:
+    return {"metric": metric, "value": float(f"{float(value):.4g}"), "unit": unit, "target": target, "ok": ok}
+
+
+def rows_for(r: PresetResult) -> list[dict[str, Any]]:
+    p = r.preset
+    rows = [_row(f"{p} params total", r.params["total"] / 1e6, "M")]
+    for n in GRAPH_ORDER:
+        rows.append(_row(f"{p} {n} params", r.params[n] / 1e6, "M"))
+        rows.append(_row(f"{p} {n} FLOPs", r.flops[n] / 1e9, "GFLOP"))
+        t = r.networks[n]
+        for e in ENGINES:
+            rows.append(_row(f"{p} {n} {e} p50", t[e].p50, "ms"))
+            rows.append(_row(f"{p} {n} {e} p99", t[e].p99, "ms"))
+        rows.append(_row(f"{p} {n} ort_fp32 speed-up vs torch", t["torch"].p50 / t["ort_fp32"].p50, "x"))
+        for e in ("ort_int8", "ort_int8_u8"):
+            ratio = t["ort_fp32"].p50 / t[e].p50
+            if n == WORLD_MODEL:
+                rows.append(_row(f"{p} {n} {e} speed-up vs fp32", ratio, "x", ">= 1.5x", ratio >= 1.5))
+            else:
+                rows.append(_row(f"{p} {n} {e} speed-up vs fp32", ratio, "x"))
+    for path in ("reactive", "predictive"):
+        s = r.steps[path]
+        for e in ENGINES:
+            target, ok = None, None
+            if p == "small" and path == "predictive" and e == "ort_fp32":
+                target, ok = f"<= {PREDICTIVE_PATH_TARGET_MS:.1f} ms", s[e].p50 <= PREDICTIVE_PATH_TARGET_MS
+            rows.append(_row(f"{p} {path} path {e} p50", s[e].p50, "ms", target, ok))
+            rows.append(_row(f"{p} {path} path {e} p99", s[e].p99, "ms"))
+        speed = s["torch"].p50 / s["ort_fp32"].p50
+        rows.append(_row(f"{p} {path} path ort_fp32 speed-up vs torch", speed, "x", ">= 3x", speed >= 3.0))
+        for e in ("ort_int8", "ort_int8_u8"):
+            rows.append(_row(f"{p} {path} path {e} speed-up vs fp32", s["ort_fp32"].p50 / s[e].p50, "x"))
+    ratio = r.steps["reactive"]["ort_fp32"].p50 / r.steps["predictive"]["ort_fp32"].p50
+    target = "<= 0.333" if p == "small" else None
+    rows.append(
+        _row(f"{p} reactive/predictive path ort_fp32", ratio, "ratio", target, ratio <= 1 / 3 if target else None)
+    )
+    rows.append(_row(f"{p} predictive path unrolled graph p50", r.flow["unrolled_path_p50"], "ms"))
+    rows.append(_row(f"{p} predictive path step graph looped p50", r.flow["step_path_p50"], "ms"))
+    rows.append(
+        _row(f"{p} ONNX vs torch max action error", r.parity_max_action, "rad", "<= 1e-4", r.parity_max_action <= 1e-4)
+    )
+    rows.append(
+        _row(
+            f"{p} INT8 s8 (all graphs) action error p99 (untrained, synthetic frames)",
+            r.int8_pct_p99,
+            "% range",
+            "<= 1 %",
+            r.int8_pct_p99 <= 1.0,
+        )
+    )
+    rows.append(
+        _row(
+            f"{p} INT8 gate decision agreement",
+            100 * r.int8_gate_agreement,
+            "%",
+            ">= 99 %",
+            r.int8_gate_agreement >= 0.99,
+        )
+    )
+    rows.append(_row(f"{p} export time", r.export_s, "s"))
+    return rows
+
+
+def machine_info() -> dict[str, Any]:
+    import onnxruntime as ort
+    import torch
+
+    cpu = platform.processor() or ""
+    flags: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not cpu:
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    flags = sorted(have & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16"})
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads_used": THREADS,
+        "isa": flags,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "note": "shared machine: other processes may run; medians and ratios from one run",
+    }
+
+
+def run_bench(
+    presets: Sequence[str] = PRESETS, say: Callable[[str], None] = lambda _m: None
+) -> tuple[dict[str, Any], list[PresetResult]]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="harmowam-export-bench-") as tmp:
+        for p in presets:
+            results.append(bench_preset(p, Path(tmp), say))
+    rows = [row for r in results for row in rows_for(r)]
+    doc = {
+        "area": "export",
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine_info(),
+        "rows": rows,
+    }
+    return doc, results
