@@ -26,6 +26,10 @@ from calibration.handeye import board_pose_pnp, predicted_cam_board
 @dataclass(frozen=True)
 class CheckLimits:
     reprojection_px: float = 1.0  # with the stored intrinsics; above it the intrinsics no longer fit
+    # ... and above this many times the RMS at calibration time (when that is over `relative_floor_px`): a pose
+    # fit absorbs much of a focal-length change, so a jump relative to the original fit is the earlier sign.
+    relative_factor: float = 4.0
+    relative_floor_px: float = 0.3
     drift_mm: float = 5.0
     drift_deg: float = 1.0
     depth_bias_fraction: float = 0.01  # of the board's distance
@@ -132,10 +136,16 @@ def check_frames(
         )
     result = CheckResult(seen, float(np.sqrt(np.concatenate(sq_errors).mean())))
     stored = float(calib.residuals.get("rms_px", 0.0) or 0.0)
-    if result.reprojection_px > limits.reprojection_px:
+    relative = (
+        stored > 0
+        and result.reprojection_px > limits.relative_floor_px
+        and result.reprojection_px > limits.relative_factor * stored
+    )
+    if result.reprojection_px > limits.reprojection_px or relative:
         result.problems.append(
             f"intrinsics: the board reprojects with {result.reprojection_px:.2f} px RMS (limit "
-            f"{limits.reprojection_px:g} px, {stored:.2f} px at calibration): focus, zoom or resolution changed; "
+            f"{limits.reprojection_px:g} px, or {limits.relative_factor:g}x the {stored:.2f} px at calibration): "
+            "focus, zoom or resolution changed; "
             "run `harmowam-edge calibrate intrinsics`"
         )
     if drifts:

@@ -58,11 +58,9 @@ class BoardDetector:
         gray = to_gray(image)
         size = (int(gray.shape[1]), int(gray.shape[0]))
         if self._charuco is None:
-            flags = cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY
-            found, corners = cv2.findChessboardCornersSB(gray, (self.spec.cols, self.spec.rows), flags=flags)
-            if not found or corners is None:
+            pts = _find_chessboard(gray, (self.spec.cols, self.spec.rows))
+            if pts is None:
                 return None
-            pts = corners.reshape(-1, 2).astype(np.float32)
             if not _all_x_junctions(gray, pts, self.spec):
                 return None
             pts = _normalize_chessboard_order(gray, pts, self.spec)
@@ -84,6 +82,27 @@ class BoardDetector:
         # No extra cornerSubPix here: the markers sit close to each corner and pull a refinement window off it;
         # OpenCV's own ChArUco refinement is the better estimate (median 0.06 px on the synthetic views).
         return Detection(pts, self._object_points[found_ids], found_ids, size)
+
+
+def _find_chessboard(gray: np.ndarray, pattern: tuple[int, int]) -> np.ndarray | None:
+    """`findChessboardCornersSB`, retried on a half- and quarter-size image when the squares are big.
+
+    The SB detector works best with squares of some tens of pixels; on a large, close board (a printed page,
+    squares of 100+ px) it fails intermittently, while the same board at half size is found every time. Corners
+    found small are scaled back (pixel centres kept) and refined at full size afterwards.
+    """
+    flags = cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY
+    scale = 1.0
+    img = gray
+    while True:
+        found, corners = cv2.findChessboardCornersSB(img, pattern, flags=flags)
+        if found and corners is not None:
+            pts = corners.reshape(-1, 2).astype(np.float64)
+            return ((pts + 0.5) / scale - 0.5).astype(np.float32)
+        if min(img.shape) < 480:
+            return None
+        scale /= 2
+        img = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
 def _all_x_junctions(gray: np.ndarray, pts: np.ndarray, spec: BoardSpec) -> bool:
