@@ -313,3 +313,28 @@ def check(
         json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON here")] = None,
+) -> None:
+    """Accuracy on synthetic data with known truth: intrinsics (both boards) and hand-eye (every solver)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from calibration.bench import run_bench
+
+    data = run_bench()
+    table = Table(title="calibration bench (synthetic ground truth)")
+    for col in ("metric", "value", "unit", "target", "ok"):
+        table.add_column(col)
+    for r in data["rows"]:
+        table.add_row(r["metric"], f"{r['value']:.4g}", r["unit"], r["target"], "yes" if r["ok"] else "NO")
+    Console().print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(data, indent=2) + "\n")
+        _echo(f"wrote {json_out}")
