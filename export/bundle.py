@@ -23,6 +23,7 @@ from export.calibration import Observation, load_calibration, split_holdout
 from export.checkpoint import Checkpoint, load_checkpoint
 from export.complexity import network_complexity
 from export.errors import ConfigError, ExportError, OutputExistsError, ParityError
+from export.manifest_io import verify_bundle
 from export.onnx_export import GRAPH_ORDER, OPSET, export_all, graph_io
 from export.parity import DEFAULT_TOLERANCE, check_parity
 from export.pipeline import OrtRunner, loop_step
@@ -432,30 +433,6 @@ def _json_default(o: object) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def verify_bundle(path: str | Path) -> Manifest:
-    """Read a bundle's manifest and check every file's sha256 (what the runtime does on load)."""
-    from export.errors import BundleReadError
-    from harmowam_edge.bundle.schema import BundleSchemaError
-
-    path = Path(path)
-    mpath = path / MANIFEST_NAME
-    if not mpath.is_file():
-        raise BundleReadError(f"{path}: not a bundle ({MANIFEST_NAME} missing)")
-    try:
-        manifest = Manifest.from_dict(json.loads(mpath.read_text()), source=str(mpath))
-    except json.JSONDecodeError as e:
-        raise BundleReadError(f"{mpath}: not valid JSON ({e})") from None
-    except BundleSchemaError as e:
-        raise BundleReadError(str(e)) from None
-    for rel, digest in manifest.files.items():
-        f = path / rel
-        if not f.is_file():
-            raise BundleReadError(f"{f}: listed in {MANIFEST_NAME} but missing")
-        if sha256_file(f) != digest:
-            raise BundleReadError(f"{f}: sha256 does not match {MANIFEST_NAME}; the bundle is corrupt, re-export it")
-    return manifest
 
 
 __all__ = ["BuildReport", "ExportError", "NetworkRow", "build_bundle", "measure_flow_modes", "verify_bundle"]

@@ -166,9 +166,9 @@ class ImageStem(nn.Module):
         return x
 
     def forward(self, image: Tensor, depth: Tensor | None = None) -> Tensor:
-        # Crop and shrink first, scale after: the per-pixel affine then runs on the small image (it commutes
-        # with averaging), which matters at 640x480.
-        x = self._shrink(image.permute(0, 3, 1, 2).to(torch.float32))
+        # Cast before anything else: TensorRT takes a uint8 input only into a cast to float. Crop and shrink
+        # next, scale after: the per-pixel affine then runs on the small image (it commutes with averaging).
+        x = self._shrink(image.to(torch.float32).permute(0, 3, 1, 2))
         x = x * self.pix_scale + self.pix_shift
         if depth is not None:
             # z16 -> metres -> [0, 1] over the working range, clamped before averaging so far returns saturate.

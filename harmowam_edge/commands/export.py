@@ -180,26 +180,113 @@ def bundle(
 
 
 def _calibration_source(calib: str, checkpoint: Path) -> Any:
-    """A .npz directory or 'synthetic' goes to export as is; a RealSense recording is played back here."""
+    """A .npz directory or 'synthetic' goes to export as is; RealSense recordings are played back here.
+
+    Several cameras: one recording per camera, comma-separated in the checkpoint's camera order.
+    """
     if calib == "synthetic" or Path(calib).is_dir():
         return calib
     from export.errors import CalibrationDataError
 
-    path = Path(calib)
-    if not path.exists():
-        raise CalibrationDataError(f"{path}: calibration data not found (a .npz directory or a .bag/.db3 recording)")
-    if path.suffix not in (".bag", ".db3"):
-        raise CalibrationDataError(f"{path}: expected a directory of .npz observations or a .bag/.db3 recording")
-    return _recording_observations(path, checkpoint)
+    paths = [Path(p) for p in calib.split(",") if p]
+    for path in paths:
+        if not path.exists():
+            raise CalibrationDataError(
+                f"{path}: calibration data not found (a .npz directory or a .bag/.db3 recording)"
+            )
+        if path.suffix not in (".bag", ".db3"):
+            raise CalibrationDataError(f"{path}: expected a directory of .npz observations or a .bag/.db3 recording")
+    return _recording_observations(paths, checkpoint)
 
 
-def _recording_observations(path: Path, checkpoint: Path) -> Any:
+def _recording_observations(paths: list[Path], checkpoint: Path) -> list[dict[str, Any]]:
+    """Frames of RealSense recordings (the runtime's playback source, every frame in order) as observations.
+
+    Recordings carry frames only: export pairs each with a joint state drawn from the checkpoint's proprio
+    statistics and cycles the tasks (docs/export.md). Frames from several recordings are paired by index.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from export.calibration import MAX_OBSERVATIONS
+    from export.checkpoint import load_config
     from export.errors import CalibrationDataError
+    from harmowam_edge.bundle.schema import depth_input, image_input
+    from harmowam_edge.cameras import RealSenseSource, probe_recording, recording_mismatch
 
-    raise CalibrationDataError(
-        f"{path}: reading RealSense recordings needs the runtime's playback source, which is not available "
-        "in this build; export frames to a directory of .npz observations (docs/export.md)"
-    )
+    cfg = load_config(checkpoint)
+    if len(paths) != len(cfg.cameras):
+        raise CalibrationDataError(
+            f"--calib: {len(paths)} recording(s) for {len(cfg.cameras)} camera(s) "
+            f"({', '.join(c.name for c in cfg.cameras)}); give one per camera, comma-separated, in that order"
+        )
+    for spec, path in zip(cfg.cameras, paths, strict=True):
+        _, profiles = probe_recording(path)
+        why = recording_mismatch(spec, profiles)
+        if why:
+            raise CalibrationDataError(f"{path}: {why}")
+    sources = [
+        RealSenseSource.playback(replace(spec, name=spec.name), path, realtime=False)
+        for spec, path in zip(cfg.cameras, paths, strict=True)
+    ]
+    kept: list[dict[str, Any]] = []
+    stride = 1
+    for index, frames in enumerate(zip(*(s.frames() for s in sources), strict=False)):
+        if index % stride == 0:
+            obs: dict[str, Any] = {}
+            for i, (spec, frame) in enumerate(zip(cfg.cameras, frames, strict=True)):
+                obs[image_input(i)] = frame.color
+                if spec.has_depth:
+                    if frame.depth is None:
+                        raise CalibrationDataError(f"{paths[i]}: frame {frame.frame_number} has no depth")
+                    depth = frame.depth
+                    if abs(frame.depth_units_m - spec.depth_units_m) > 1e-9:
+                        scaled = depth.astype(np.float64) * (frame.depth_units_m / spec.depth_units_m)
+                        depth = np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
+                    obs[depth_input(i)] = depth
+            kept.append(obs)
+            if len(kept) >= MAX_OBSERVATIONS:
+                # Keep the whole recording covered: drop every other kept frame, take half as many from now on.
+                kept = kept[::2]
+                stride *= 2
+    if not kept:
+        raise CalibrationDataError(f"{', '.join(map(str, paths))}: the recording(s) delivered no frames")
+    return kept
+
+
+@app.command("engines")
+def engines(
+    bundle_dir: Annotated[Path, typer.Argument(help="An exported bundle directory.")],
+    networks: Annotated[
+        str | None, typer.Option("--networks", help="Comma-separated networks (default: all in the bundle).")
+    ] = None,
+    workspace_mb: Annotated[int, typer.Option("--workspace-mb", help="TensorRT workspace memory limit.")] = 1024,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild engines that exist for this TensorRT/device.")
+    ] = False,
+) -> None:
+    """Build TensorRT engines for a bundle on this machine (the Jetson): engines/<trt-version>_<device>/."""
+    from rich.table import Table
+
+    from export.tensorrt import build_engines
+
+    console = _console()
+    names = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
+    with console.status("building engines") as status:
+
+        def progress(msg: str) -> None:
+            status.update(msg)
+            console.print(f"[dim]·[/] {msg}")
+
+        report = build_engines(bundle_dir, names, workspace_mb=workspace_mb, force=force, progress=progress)
+    t = Table(title=f"TensorRT {report.trt_version} on {report.device.name} (sm {report.device.compute_capability})")
+    for col in ("network", "precision", "plan", "build s"):
+        t.add_column(col, justify="left" if col in ("network", "precision") else "right")
+    for p in report.plans:
+        t.add_row(p.network, p.precision, _fmt_size(p.size_bytes), f"{p.seconds:.1f}")
+    console.print(t)
+    console.print(f"wrote {report.folder}")
 
 
 @app.command("bench")
