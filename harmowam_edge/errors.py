@@ -17,6 +17,10 @@ class BundleError(HarmowamError):
     """A deploy bundle that is missing, corrupt or inconsistent."""
 
 
+class EngineError(HarmowamError):
+    """An inference engine (ONNX Runtime session, TensorRT plan) that cannot be created or run."""
+
+
 class CameraError(HarmowamError):
     """A camera or recording that cannot be opened, does not match the bundle's camera spec, or failed."""
 
