@@ -82,8 +82,12 @@ def _poses(kin: UrdfKinematics, n: int, rng: np.random.Generator) -> list[np.nda
         q = NOMINAL + rng.uniform(-1, 1, 6) * np.array([0.25, 0.12, 0.12, 0.5, 0.35, 0.8])
         T_cb = invert(BASE_CAM) @ kin.fk(q) @ GRIPPER_BOARD
         uv = project(SPEC, CAMERA, T_cb)
-        if T_cb[2, 3] > 0.2 and (uv > 15).all() and (uv[:, 0] < CAMERA.width - 15).all() and (
-                uv[:, 1] < CAMERA.height - 15).all():
+        if (
+            T_cb[2, 3] > 0.2
+            and (uv > 15).all()
+            and (uv[:, 0] < CAMERA.width - 15).all()
+            and (uv[:, 1] < CAMERA.height - 15).all()
+        ):
             out.append(q)
     return out
 
@@ -94,8 +98,10 @@ def test_guided_capture_over_the_arm_link(tmp_path: Path) -> None:
     kin = UrdfKinematics(write_urdf(tmp_path / "arm.urdf"))
     poses = _poses(kin, 9, np.random.default_rng(3))
     plant = MovablePlant(poses[0])
-    calib = CameraCalibration(CameraId("1", "color"), Intrinsics(CAMERA.width, CAMERA.height, CAMERA.fx, CAMERA.fy,
-                                                                  CAMERA.cx, CAMERA.cy, "plumb_bob", CAMERA.dist))
+    calib = CameraCalibration(
+        CameraId("1", "color"),
+        Intrinsics(CAMERA.width, CAMERA.height, CAMERA.fx, CAMERA.fy, CAMERA.cx, CAMERA.cy, "plumb_bob", CAMERA.dist),
+    )
     script = iter([("move", poses[0], True), *[("pose", q, False) for q in poses], ("quit", None, False)])
     messages: list[str] = []
 
@@ -111,8 +117,17 @@ def test_guided_capture_over_the_arm_link(tmp_path: Path) -> None:
     port = sim.start()
     try:
         with fb.ArmLink.open(port) as link:
-            samples, entries = capture_handeye(link, RenderedCamera(plant, kin), kin, calib, SPEC, "eye-to-hand",
-                                               ask, messages.append, save_dir=tmp_path)
+            samples, entries = capture_handeye(
+                link,
+                RenderedCamera(plant, kin),
+                kin,
+                calib,
+                SPEC,
+                "eye-to-hand",
+                ask,
+                messages.append,
+                save_dir=tmp_path,
+            )
     finally:
         sim.stop()
     assert any("the arm is moving" in m for m in messages)
@@ -131,13 +146,23 @@ def test_capture_without_a_firmware_answering_is_a_clear_error(tmp_path: Path) -
     from harmowam_edge.sim.urdf import write_urdf
 
     kin = UrdfKinematics(write_urdf(tmp_path / "arm.urdf"))
-    calib = CameraCalibration(CameraId("1", "color"), Intrinsics(CAMERA.width, CAMERA.height, CAMERA.fx, CAMERA.fy,
-                                                                  CAMERA.cx, CAMERA.cy, "plumb_bob", CAMERA.dist))
+    calib = CameraCalibration(
+        CameraId("1", "color"),
+        Intrinsics(CAMERA.width, CAMERA.height, CAMERA.fx, CAMERA.fy, CAMERA.cx, CAMERA.cy, "plumb_bob", CAMERA.dist),
+    )
 
     class Silent:
         def wait_state(self, timeout: float) -> None:
             return None
 
     with pytest.raises(CaptureError, match="no state from the arm"):
-        capture_handeye(Silent(), RenderedCamera(MovablePlant(NOMINAL), kin), kin, calib, SPEC, "eye-to-hand",
-                        lambda _: "", lambda _: None)
+        capture_handeye(
+            Silent(),
+            RenderedCamera(MovablePlant(NOMINAL), kin),
+            kin,
+            calib,
+            SPEC,
+            "eye-to-hand",
+            lambda _: "",
+            lambda _: None,
+        )
