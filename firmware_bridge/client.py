@@ -258,6 +258,14 @@ class ArmLink:
         link._last_state_t = time.monotonic()
         link._reader = threading.Thread(target=link._read_loop, name=f"armlink-{port}", daemon=True)
         link._reader.start()
+        # the firmware streams STATE from boot: once open() returns, state() is not None
+        wait = max(handshake_timeout, 4.0 / max(link.info.state_rate_hz, 1.0))
+        if link.wait_state(wait) is None:
+            link.close(disable=False)
+            raise WrongProtocolError(
+                f"{port}: the firmware answered the handshake but sent no STATE within {wait:.2f} s: "
+                f"its state stream is not running"
+            )
         return link
 
     def _next_seq(self) -> int:
@@ -277,7 +285,7 @@ class ArmLink:
         for _ in range(self._handshake_attempts):
             with self._tx_lock:
                 seq = self._next_seq()
-                transport.write(p.encode(p.Hello(), seq=seq, arm=self.arm))
+                self._write(transport, p.encode(p.Hello(), seq=seq, arm=self.arm))
             deadline = time.monotonic() + self._handshake_timeout
             while (left := deadline - time.monotonic()) > 0:
                 try:

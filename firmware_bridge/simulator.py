@@ -53,6 +53,9 @@ def _garble(data: bytes) -> bytes:
 class FirmwareSimulator:
     """One simulated arm firmware serving a pseudo-terminal; `start()` returns the port to open."""
 
+    #: The firmware behaviour; tests swap in a subclass (e.g. a firmware of another protocol version).
+    core_class: type[FirmwareCore] = FirmwareCore
+
     def __init__(
         self,
         config: SimArmConfig | None = None,
@@ -94,7 +97,7 @@ class FirmwareSimulator:
         """Open the PTY, start serving; return the path a client should open (the symlink if there is one)."""
         if self._thread is not None:
             raise SimulatorError("simulator already started")
-        self._core = FirmwareCore(self.config, self.plant, time.monotonic(), self._rng.getrandbits(32))
+        self._core = self.core_class(self.config, self.plant, time.monotonic(), self._rng.getrandbits(32))
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._open_pty()

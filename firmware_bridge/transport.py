@@ -92,7 +92,8 @@ class SerialTransport:
         """Open `port` (a path or a pyserial URL such as loop:// or socket://host:port) exclusively."""
         try:
             if "://" in port:
-                ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0, write_timeout=0)
+                # URL handlers (loop://, socket://) have no fd; a short write timeout keeps writes from hanging
+                ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0, write_timeout=0.05)
             else:
                 ser = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=0, exclusive=exclusive)
         except serial.SerialException as e:

@@ -7,10 +7,12 @@ prints it as one line and exits 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,12 +29,16 @@ ArmOpt = Annotated[int, typer.Option("--arm", help="Arm address on the link (0-7
 DEFAULT_BAUD = 1_000_000
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event set by Ctrl-C or SIGTERM (so the commands end through their clean-up path)."""
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM, so the commands end through their clean-up path (disable, close)."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _open(port: str, baud: int, arm: int) -> ArmLink:
@@ -59,8 +65,7 @@ def simulate(
     from firmware_bridge.sim_config import SimArmConfig
 
     config = SimArmConfig(joint_count=joints, arm=arm, state_rate_hz=state_rate, has_gripper=not no_gripper)
-    stop = _stop_on_signals()
-    with serve_simulator(impl, config, link) as sim:
+    with _stop_on_signals() as stop, serve_simulator(impl, config, link) as sim:
         typer.echo(sim.port)
         typer.echo(f"simulating a {joints}-joint arm (address {arm}, {impl} firmware); Ctrl-C to stop", err=True)
         while not stop.wait(0.5):
@@ -94,9 +99,8 @@ def monitor(
     """Show live joint state and link health (rate, CRC errors, lost frames, round-trip time, events)."""
     from firmware_bridge.operations import state_line, stats_line
 
-    stop = _stop_on_signals()
     t_end = None if duration is None else time.monotonic() + duration
-    with _open(port, baud, arm) as link:
+    with _stop_on_signals() as stop, _open(port, baud, arm) as link:
         last_n, last_t = link.stats.states_rx, time.monotonic()
         while not stop.wait(interval):
             for ev in link.poll_events():
@@ -124,8 +128,7 @@ def enable(
     """Torque on and hold position (heartbeats keep the watchdog fed) until Ctrl-C; then torque off."""
     from firmware_bridge.operations import hold_enabled
 
-    stop = _stop_on_signals()
-    with _open(port, baud, arm) as link:
+    with _stop_on_signals() as stop, _open(port, baud, arm) as link:
         link.enable()
         typer.echo(f"{port}: enabled, holding position; Ctrl-C to disable", err=True)
         why = hold_enabled(link, stop, duration=duration)
