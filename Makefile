@@ -70,6 +70,7 @@ bench: setup
 	$(HE) export bench --json $(BENCH_OUT)/export.json
 	$(HE) bench --json $(BENCH_OUT)/runtime.json
 	$(HE) sim bench --json $(BENCH_OUT)/sim.json
+	$(HE) calibrate bench --json $(BENCH_OUT)/calibration.json
 
 export: setup
 	@test -n "$(CKPT)" -a -n "$(OUT)" || { echo "usage: make export CKPT=checkpoint-dir OUT=bundle-dir [PRECISION=fp32|fp16|int8] [CALIB=path]"; exit 2; }
