@@ -132,3 +132,13 @@ def test_cli_prints_bridge_errors_as_one_line(capsys, tmp_path) -> None:
     assert len(err) == 1
     assert err[0].startswith("harmowam-edge: error: serial port ")
     assert "Traceback" not in err[0]
+
+
+def test_no_c_compiler_is_a_clear_error(monkeypatch, tmp_path) -> None:
+    from firmware_bridge.c_simulator import build_host_simulator
+    from firmware_bridge.errors import CompilerNotFoundError
+
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no cc, gcc or clang
+    with pytest.raises(CompilerNotFoundError, match=r"no C compiler was found.*apt-get install gcc.*--impl python"):
+        build_host_simulator(tmp_path / "build")
