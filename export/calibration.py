@@ -58,25 +58,24 @@ def validate_observation(obs: Mapping[str, np.ndarray], cfg: CheckpointConfig, w
         key = image_input(i)
         if key not in obs:
             raise CalibrationDataError(f"{where}: missing {key!r} (uint8 [{cam.height}, {cam.width}, 3] RGB)")
-        img = np.asarray(obs[key])
-        if img.ndim == 3:
-            img = img[None]
+        raw = np.asarray(obs[key])
+        img = raw[None] if raw.ndim == 3 else raw
         if img.shape != (1, cam.height, cam.width, 3) or img.dtype != np.uint8:
             raise CalibrationDataError(
                 f"{where}: {key}: expected uint8 [{cam.height}, {cam.width}, 3] (camera {cam.name} "
-                f"{cam.describe()}), got {img.dtype} {list(img.shape)}"
+                f"{cam.describe()}), got {raw.dtype} {list(raw.shape)}"
             )
         out[key] = np.ascontiguousarray(img)
         if cam.has_depth:
             dkey = depth_input(i)
             if dkey not in obs:
                 raise CalibrationDataError(f"{where}: missing {dkey!r} (uint16 [{cam.height}, {cam.width}] z16)")
-            d = np.asarray(obs[dkey])
-            if d.ndim == 2:
-                d = d[None]
+            draw = np.asarray(obs[dkey])
+            d = draw[None] if draw.ndim == 2 else draw
             if d.shape != (1, cam.height, cam.width) or d.dtype != np.uint16:
                 raise CalibrationDataError(
-                    f"{where}: {dkey}: expected uint16 [{cam.height}, {cam.width}], got {d.dtype} {list(d.shape)}"
+                    f"{where}: {dkey}: expected uint16 [{cam.height}, {cam.width}] (z16), "
+                    f"got {draw.dtype} {list(draw.shape)}"
                 )
             out[dkey] = np.ascontiguousarray(d)
     a = cfg.action_dim

@@ -150,6 +150,19 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(lvl)
 
 
+def _export_failure(e: BaseException) -> str:
+    """The line of a dynamo export failure that names the cause (e.g. the op without an ONNX translation)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    lines = text.splitlines()
+    if "## Exception summary" in lines:
+        for line in lines[lines.index("## Exception summary") + 1 :]:
+            if line.strip():
+                return re.sub(r"^<class '[^']+'>: ", "", line.strip())
+    return lines[0] if lines else type(e).__name__
+
+
 @dataclass(frozen=True)
 class ExportedGraph:
     network: str
@@ -186,7 +199,7 @@ def export_graph(
                 verbose=False,
             )
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = _export_failure(e)
         raise OnnxExportError(
             f"{network}: the ONNX exporter (torch {torch.__version__}, dynamo, opset {opset}) could not export "
             f"this network: {first}"

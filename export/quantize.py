@@ -132,6 +132,10 @@ def convert_fp16(src: Path, dst: Path) -> None:
                 node_block_list=_time_embedding_nodes(model),
             )
         toposort(m16)
+        # The converter leaves some intermediate value_info with their old float32 type; drop them all and let
+        # strict shape inference recompute (and so check) every intermediate type.
+        del m16.graph.value_info[:]
+        m16 = onnx.shape_inference.infer_shapes(m16, strict_mode=True)
         onnx.checker.check_model(m16)
     except ExportError:
         raise
