@@ -131,6 +131,7 @@ class Accepted:
     accepted: bool
     reason: str  # "" or why not
     stale_steps: int  # actions already in the past when the chunk arrived
+    chunk_id: int = -1  # the id `sample()` reports for this chunk (accepted chunks only)
 
 
 class ChunkScheduler:
@@ -161,15 +162,19 @@ class ChunkScheduler:
         """Actions of a chunk that will be in the past when it lands, at the windowed p95 latency."""
         return math.ceil(self.latency_estimate * self.config.action_rate_hz)
 
+    def due_time(self) -> float:
+        """The earliest time a new chunk is due (-inf before the first chunk)."""
+        if self._active is None or self._last_t_obs is None:
+            return -math.inf
+        c = self.config
+        by_age = self._last_t_obs + c.replan_steps * c.action_dt
+        # Land, at the p95 latency, with `margin_steps` of the old chunk still ahead to cross-fade over.
+        by_end = self._active.end - self.latency_estimate - c.margin_steps * c.action_dt
+        return min(by_age, by_end)
+
     def chunk_due(self, now: float) -> bool:
         """Should inference start a new chunk from the next frame?"""
-        if self._active is None or self._last_t_obs is None:
-            return True
-        c = self.config
-        if now - self._last_t_obs >= c.replan_steps * c.action_dt:
-            return True
-        # Land, at the p95 latency, with `margin_steps` of the old chunk still ahead to cross-fade over.
-        return self._active.end - now <= self.latency_estimate + c.margin_steps * c.action_dt
+        return now >= self.due_time()
 
     # -- control side
 
@@ -184,6 +189,7 @@ class ChunkScheduler:
         if traj.end < now:
             self.dropped_stale += 1
             return Accepted(False, f"every action is in the past ({(now - traj.end) * 1000:.0f} ms)", c.chunk_size)
+        chunk_id = self._next_id
         self._next_id += 1
         stale = math.ceil(max(0.0, now - t_obs) * c.action_rate_hz - 1e-9)
         self.stale_steps += stale
@@ -198,7 +204,7 @@ class ChunkScheduler:
         self._last_t_obs = t_obs
         self.accepted += 1
         self.holding_since = None
-        return Accepted(True, "", stale)
+        return Accepted(True, "", stale, chunk_id)
 
     def sample(self, now: float) -> Sample:
         active = self._active

@@ -1,5 +1,7 @@
 """Loop telemetry: windowed latency statistics, status line, run summary and stats file, MCAP episodes."""
 
-from harmowam_edge.telemetry.stats import LatencyWindow, PeriodRecorder, summarize
+from harmowam_edge.telemetry.stats import LatencyWindow, PeriodRecorder, json_default, summarize
 
-__all__ = ["LatencyWindow", "PeriodRecorder", "summarize"]
+# The MCAP episode recorder and the status line are `harmowam_edge.telemetry.episode` / `.status` (they build on
+# the control loop's observer interface, which itself uses these statistics).
+__all__ = ["LatencyWindow", "PeriodRecorder", "json_default", "summarize"]

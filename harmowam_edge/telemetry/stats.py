@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+
+def json_default(o: object) -> Any:
+    """`json.dumps(default=...)` for numpy values and non-finite floats (written as null)."""
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        v = o.item()
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return str(o)
 
 
 class LatencyWindow:
