@@ -58,7 +58,7 @@ def draw_overlay(rgb: np.ndarray, overlay: Overlay) -> np.ndarray:
     chip_w, chip_h = int(62 * scale), int(12 * scale)
     for i, (name, colour) in enumerate((("predictive", PREDICTIVE_RGB), ("reactive", REACTIVE_RGB))):
         x0 = w - (i + 1) * (chip_w + 4)
-        on = name in overlay.experts
+        on = any(name in e for e in overlay.experts)  # "predictive" or the network name "predictive_expert"
         draw.rectangle((x0, 3, x0 + chip_w, 3 + chip_h), fill=(*colour, 230) if on else (40, 40, 40, 160))
         draw.text((x0 + 3, 4), name, fill=(255, 255, 255, 255) if on else (150, 150, 150, 255), font=font)
     # Gate weights, bottom: one bar per chunk step, its height the predictive share.
