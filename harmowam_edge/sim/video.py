@@ -29,7 +29,7 @@ class Overlay:
     """What to draw over one frame."""
 
     t: float  # seconds since the run started
-    gate_weights: Sequence[float] | None = None  # the predictive expert's share per chunk step, in [0, 1]
+    gate_weights: Sequence[float] | np.ndarray | None = None  # the predictive expert's share per step, in [0, 1]
     experts: Sequence[str] = ()  # the experts that ran for the current chunk ("predictive", "reactive")
     lines: Sequence[str] = field(default_factory=tuple)  # free text (task, status), top left
 
