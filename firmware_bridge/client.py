@@ -666,10 +666,10 @@ class ArmLink:
             self._write(transport, p.encode(p.Hello(), seq=seq, arm=self.arm))
 
     def _on_disconnect(self, transport: Transport, why: str) -> None:
+        self.link_lost.set()  # before `connected` turns False: a caller seeing it down also sees the link lost
         self._transport = None
         transport.close()
         self._n["disconnects"] += 1
-        self.link_lost.set()
         self._emit(LinkEventKind.DISCONNECTED, f"the port went away ({why})")
         self._fail_pending()
         if not self.reconnect:
@@ -708,6 +708,9 @@ class ArmLink:
         except BridgeError:
             transport.close()
             return  # the firmware may still be booting: try again
+        if self._closing.is_set():
+            transport.close()
+            return
         self._retire_decoder()
         self._rehello_seq = None
         self._last_state_t = time.monotonic()

@@ -131,8 +131,8 @@ def test_dual_arm_addresses_catch_swapped_cables(impl, start_sim, open_link) -> 
     a = open_link(left.port, arm=0)
     b = open_link(right.port, arm=1)
     a.enable()
+    assert wait_for(lambda: a.state().mode is ArmMode.ENABLED)
     assert b.wait_state(1.0).mode is ArmMode.DISABLED  # enabling one arm leaves the other alone
-    assert a.wait_state(1.0).mode is ArmMode.ENABLED
 
 
 def test_expected_joint_count_is_checked(start_sim) -> None:
