@@ -594,15 +594,20 @@ class RealSenseSource:
         restarts_in_incident = 0
         reset_in_incident = False
         last_fault = 0.0
+        waited = 0.0
+        # Read in short slices so that the end of a recording (or a stop request) is seen at once; a timeout of
+        # the ladder is `frame_timeout_s` without a frame.
+        slice_s = min(0.1, ladder.frame_timeout_s)
         while not self._stop.is_set():
             try:
-                frame = self._pipeline.read(ladder.frame_timeout_s)
+                frame = self._pipeline.read(slice_s)
                 error = ""
             except RuntimeError as e:
                 frame, error = None, str(e)
             if self._stop.is_set():
                 break
             if frame is not None:
+                waited = 0.0
                 self._publish(frame)
                 if last_fault and time.monotonic() - last_fault > ladder.stable_s:
                     restarts_in_incident, reset_in_incident, last_fault = 0, False, 0.0
@@ -611,6 +616,10 @@ class RealSenseSource:
                 self._ended = True
                 self._fail(f"recording {self._pipeline.recording} ended after {self._frames} frames")
                 return
+            waited += slice_s
+            if not error and waited < ladder.frame_timeout_s - 1e-9:
+                continue
+            waited = 0.0
             self._timeouts += 1
             last_fault = time.monotonic()
             why = error or f"no frame for {ladder.frame_timeout_s:.1f} s"

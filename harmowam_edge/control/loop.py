@@ -91,6 +91,8 @@ class TickRecord:
     sent: bool
     missed: int  # control ticks skipped before this one
     chunk_index: int = -1  # the policy step (ActionChunk.index) of the active chunk; -1 while idle or stopping
+    velocity: np.ndarray | None = None  # the command's velocity (sent as feed-forward)
+    safety_flags: tuple[str, ...] = ()  # what the safety filter did: rejected, position, velocity, tracking, ...
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,7 @@ class _Session:
 
     # ---------------------------------------------------------------------------------------------- start-up
 
-    def open_arms(self) -> None:
+    def open_arms(self, state_timeout_s: float) -> None:
         arms = self.manifest.action_space.arms
         cfg = self.rig.config
         if not self.rig.arms:
@@ -327,7 +329,10 @@ class _Session:
                     if cfg.arms[i].baudrate:
                         kwargs["baudrate"] = cfg.arms[i].baudrate
                     kwargs["arm"] = cfg.arms[i].address
-                link: ArmClient = ArmLink.open(a, expect_joints=len(arms[i].joints), **kwargs)
+                # The link declares itself lost after the same silence that makes the safety filter e-stop.
+                link: ArmClient = ArmLink.open(
+                    a, expect_joints=len(arms[i].joints), state_timeout=state_timeout_s, **kwargs
+                )
                 self.opened.append(True)
             else:
                 link = a
@@ -427,12 +432,13 @@ class _Session:
         old_switch = sys.getswitchinterval()
         restore_signals: list[tuple[int, Any]] = []
         try:
-            self.open_arms()
-            limits = self.compose_limits()
             cfg = self.rig.config
             safety_cfg = self.opt.safety or (cfg.safety_config() if cfg else SafetyConfig())
             safety_cfg = SafetyConfig(**{**asdict(safety_cfg), "control_period_s": 1.0 / self.rate})
-            self.safety = SafetyFilter(limits, safety_cfg)
+            self.open_arms(safety_cfg.state_timeout_s)
+            limits = self.compose_limits()
+            valid = JointLimits.from_action_space(self.manifest.action_space)
+            self.safety = SafetyFilter(limits, safety_cfg, valid=valid)
             p = self.manifest.policy
             self.scheduler = ChunkScheduler(
                 SchedulerConfig(
@@ -706,9 +712,14 @@ class _Session:
             self.chunks_stale += 1
             self.event("chunk_stale", f"chunk {chunk.index}: {acc.reason}")
 
-    def _send(self, command: np.ndarray) -> None:
-        for link, (pos, grip) in zip(self.links, split_command(command, self.manifest.action_space.arms), strict=True):
-            link.send_setpoint(pos, gripper=grip)
+    def _send(self, command: np.ndarray, velocity: np.ndarray) -> None:
+        """One setpoint per arm; the joints' velocity goes along as feed-forward, so that the firmware's target
+        moves between our setpoints instead of stepping at the control rate (PROTOCOL.md §11)."""
+        arms = self.manifest.action_space.arms
+        cmds = split_command(command, arms)
+        vels = split_command(velocity, arms)
+        for link, (pos, grip), (vel, _) in zip(self.links, cmds, vels, strict=True):
+            link.send_setpoint(pos, velocities=vel, gripper=grip)
 
     def _control_loop(self) -> None:
         rk = RateKeeper(self.rate, spin_s=self.opt.spin_s)
@@ -730,9 +741,10 @@ class _Session:
                 break
             smp = self.scheduler.sample(now)
             command = self.safety.step(smp.target, measured, now)
+            velocity = self.safety.velocity
             sent = False
             if not dry:
-                self._send(command)
+                self._send(command, velocity)
                 sent = True
                 self.setpoints_sent += 1
             if self.virtual is not None:
@@ -746,10 +758,21 @@ class _Session:
                     self.t_first_chunk_setpoint = now
             self.status = smp.status
             self.ticks += 1
-            self._notify(
-                "on_tick",
-                TickRecord(tick.index, now, smp.status, smp.chunk_id, smp.target, command, measured, sent, tick.missed),
+            record = TickRecord(
+                tick.index,
+                now,
+                smp.status,
+                smp.chunk_id,
+                smp.target,
+                command,
+                measured,
+                sent,
+                tick.missed,
+                self._chunk_index.get(smp.chunk_id, -1),
+                velocity,
+                self.safety.flags,
             )
+            self._notify("on_tick", record)
 
     def _shutdown_arms(self, started: bool) -> None:
         """Hold (brake, then stay) for hold_s, then torque off and close. Safe to call once from any thread."""
@@ -788,19 +811,32 @@ class _Session:
                 states.append(st)
             measured = self.measure(states)
             command = self.safety.hold(measured, now)
+            velocity = self.safety.velocity
             sent = False
             if not self.opt.dry_run:
                 try:
-                    self._send(command)
+                    self._send(command, velocity)
                     sent = True
                 except BridgeError as e:
                     log.warning("hold: %s", e)
                     return
             if self.virtual is not None:
                 self.virtual.position = command.copy()
-            self._notify(
-                "on_tick", TickRecord(tick.index, now, "stopping", -1, None, command, measured, sent, tick.missed)
+            record = TickRecord(
+                tick.index,
+                now,
+                "stopping",
+                -1,
+                None,
+                command,
+                measured,
+                sent,
+                tick.missed,
+                -1,
+                velocity,
+                self.safety.flags,
             )
+            self._notify("on_tick", record)
 
     def _torque_off_and_close(self) -> None:
         if getattr(self, "_closed", False):

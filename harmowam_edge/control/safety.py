@@ -1,8 +1,9 @@
 """The host-side safety filter (pure: every call takes the measurement and `now`).
 
 Between the scheduler's target and the wire, per action dimension (joints in rad, gripper in m):
-1. reject a non-finite target, or one outside the position limits by more than `range_tolerance` of the joint's
-   range (counted; the previous accepted target stays in force); clamp smaller excursions into the limits;
+1. reject a non-finite target, or one outside the valid range (the bundle's action space: what the policy may
+   output) by more than `range_tolerance` of the joint's range (counted; the previous accepted target stays in
+   force); clamp the rest into the enforced limits (a rig or firmware may be tighter than the action space);
 2. limit velocity and acceleration, braking-aware (the command never runs past a target it cannot stop at);
    during the ramp-in after `start` the velocity limit grows from `ramp_in_floor` to 1× over `ramp_in_s`;
 3. keep the command within `max_step` of the measured position (the arm is not dragged);
@@ -129,7 +130,7 @@ class SafetyConfig:
     control_period_s: float = 0.005
     ramp_in_s: float = 1.0  # velocity limit ramps from ramp_in_floor to 1x over this long after start
     ramp_in_floor: float = 0.1
-    tracking_horizon_s: float = 0.1  # max step from the measured position = max_velocity * this (per dimension)
+    tracking_horizon_s: float = 0.2  # max step from the measured position = max_velocity * this (per dimension)
     range_tolerance: float = 0.02  # targets beyond the limits by more than this fraction of the range: rejected
     start_tolerance: float = 0.01  # the arm may start this far (fraction of range) outside its limits
     state_timeout_s: float = 0.15  # an arm state older than this at a control tick → e-stop
@@ -163,8 +164,14 @@ class SafetyCounters:
 class SafetyFilter:
     """Per-tick filter. `start()` once with the measured pose, then `step()` every control period."""
 
-    def __init__(self, limits: JointLimits, config: SafetyConfig | None = None) -> None:
+    def __init__(
+        self, limits: JointLimits, config: SafetyConfig | None = None, valid: JointLimits | None = None
+    ) -> None:
+        """`limits`: enforced on every command. `valid`: the range a target may have at all (default: `limits`)."""
         self.limits = limits
+        self.valid = valid or limits
+        if self.valid.names != limits.names:
+            raise SafetyError(f"valid range is for {self.valid.names}, the limits for {limits.names}")
         self.config = config or SafetyConfig()
         self.counters = SafetyCounters()
         self.max_step = limits.max_velocity * self.config.tracking_horizon_s
@@ -172,6 +179,7 @@ class SafetyFilter:
         self._vel = np.zeros(limits.size)
         self._target: np.ndarray | None = None
         self._t_start = 0.0
+        self.flags: tuple[str, ...] = ()  # what shaped the last command: rejected, position, velocity, ...
 
     @property
     def command(self) -> np.ndarray | None:
@@ -208,7 +216,7 @@ class SafetyFilter:
     def check_target(self, target: np.ndarray) -> str | None:
         """Why `target` must be rejected, or None. Counts nothing."""
         t = np.asarray(target, dtype=np.float64)
-        lim = self.limits
+        lim = self.valid
         if t.shape != (lim.size,):
             return f"expected {lim.size} values, got shape {t.shape}"
         if not np.isfinite(t).all():
@@ -234,6 +242,7 @@ class SafetyFilter:
         if self._cmd is None:
             raise SafetyError("safety filter: step() before start()")
         lim, c = self.limits, self.config
+        flags: list[str] = []
         if target is not None:
             t = np.asarray(target, dtype=np.float64)
             why = self.check_target(t)
@@ -241,27 +250,32 @@ class SafetyFilter:
                 clamped = np.clip(t, lim.lower, lim.upper)
                 if not np.array_equal(clamped, t):
                     self.counters.clamped_position += 1
+                    flags.append("position")
                 self._target = clamped
             elif why.startswith(("non-finite", "expected")):
                 self.counters.rejected_nonfinite += 1
+                flags.append("rejected")
             else:
                 self.counters.rejected_out_of_range += 1
+                flags.append("rejected")
         goal = self._target if self._target is not None else self._cmd
         dt = c.control_period_s
         prev, v_prev = self._cmd, self._vel
         vmax = lim.max_velocity * self.ramp_scale(now)
         amax = lim.max_acceleration
         err = goal - prev
-        # Fastest speed from which the discrete loop can still stop within |err| at amax.
+        # Fastest speed from which the discrete loop can still stop within |err| braking at amax.
         a_dt = amax * dt
         v_stop = -a_dt / 2.0 + np.sqrt((a_dt / 2.0) ** 2 + 2.0 * amax * np.abs(err))
         v_cap = np.minimum(vmax, v_stop)
         v_des = np.clip(err / dt, -v_cap, v_cap)
         if (np.abs(err / dt) > vmax + 1e-12).any():
             self.counters.limited_velocity += 1
+            flags.append("velocity")
         v = np.clip(v_des, v_prev - a_dt, v_prev + a_dt)
         if not np.allclose(v, v_des, rtol=0, atol=1e-12):
             self.counters.limited_acceleration += 1
+            flags.append("acceleration")
         v = np.clip(v, -vmax, vmax)
         cmd = prev + v * dt
         m = np.asarray(measured, dtype=np.float64)
@@ -270,10 +284,12 @@ class SafetyFilter:
             pulled = np.clip(cmd, lo, hi)
             if not np.array_equal(pulled, cmd):
                 self.counters.clamped_tracking += 1
+                flags.append("tracking")
                 cmd = pulled
         cmd = np.clip(cmd, lim.lower, lim.upper)
         self._vel = (cmd - prev) / dt
         self._cmd = cmd
+        self.flags = tuple(flags)
         return cmd.copy()
 
     def hold(self, measured: np.ndarray, now: float) -> np.ndarray:
@@ -285,8 +301,12 @@ class SafetyFilter:
         v_new = np.sign(v) * np.maximum(np.abs(v) - self.limits.max_acceleration * dt, 0.0)
         cmd = prev + v_new * dt
         m = np.asarray(measured, dtype=np.float64)
+        self.flags = ("hold",)
         if m.shape == cmd.shape and np.isfinite(m).all():
-            cmd = np.clip(cmd, m - self.max_step, m + self.max_step)
+            pulled = np.clip(cmd, m - self.max_step, m + self.max_step)
+            if not np.array_equal(pulled, cmd):
+                self.flags = ("hold", "tracking")
+                cmd = pulled
         cmd = np.clip(cmd, self.limits.lower, self.limits.upper)
         self._vel = (cmd - prev) / dt
         self._cmd = cmd

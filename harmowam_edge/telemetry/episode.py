@@ -159,6 +159,8 @@ class EpisodeRecorder(RunObserver):
                         "measured": "array",
                         "sent": "boolean",
                         "missed": "integer",
+                        "velocity": "array",
+                        "safety_flags": "array",
                     },
                 ),
             ),
@@ -272,6 +274,8 @@ class EpisodeRecorder(RunObserver):
                     "measured": t.measured.tolist(),
                     "sent": t.sent,
                     "missed": t.missed,
+                    "velocity": None if t.velocity is None else t.velocity.tolist(),
+                    "safety_flags": list(t.safety_flags),
                 },
             )
         elif kind == "chunk":

@@ -158,3 +158,17 @@ def test_stale_state() -> None:
     assert f.state_is_stale(None, 5.0)
     assert not f.state_is_stale(4.95, 5.0)
     assert f.state_is_stale(4.85, 5.0)
+
+
+def test_targets_valid_for_the_bundle_but_beyond_a_tighter_rig_are_clamped_not_rejected() -> None:
+    rig = JointLimits(LIM.names, LIM.lower * 0.5, LIM.upper * 0.5, LIM.max_velocity, LIM.max_acceleration, "rig")
+    f = SafetyFilter(JointLimits.tightest(LIM, rig), SafetyConfig(control_period_s=DT, ramp_in_s=0.0), valid=LIM)
+    cmd = f.start(np.zeros(7) + 0.001, 0.0)
+    target = LIM.upper * 0.9  # fine for the policy's action space, outside the rig's box
+    assert f.check_target(target) is None
+    for i in range(1, 1000):
+        cmd = f.step(target, cmd, i * DT)
+    assert cmd == pytest.approx(np.minimum(target, LIM.upper * 0.5))
+    assert f.counters.clamped_position > 0
+    assert f.counters.rejected_out_of_range == 0
+    assert f.check_target(LIM.upper * 1.5) is not None  # beyond what the policy may output at all: rejected
