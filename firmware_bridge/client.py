@@ -392,9 +392,12 @@ class ArmLink:
             return self._latest
 
     def wait_state(self, timeout: float) -> ArmState | None:
-        """The next state newer than the last one returned (by `state` or `wait_state`), or None on timeout."""
+        """The next state newer than the last one returned (by `state` or `wait_state`), or None on timeout or once
+        the link is closed. It may have arrived before the call: it is the oldest state the caller has not seen."""
         deadline = time.monotonic() + timeout
         with self._state_cv:
+            if self._closing.is_set():
+                return None
             while self._latest_n <= self._returned_n:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closing.is_set():
@@ -775,16 +778,32 @@ class ArmLink:
         self._last_rx_seq = seq
         return True
 
+    def _reboot_reason(self, hdr: p.Header, st: p.State) -> str | None:
+        """Why this STATE shows that the firmware rebooted, or None. Within one boot, firmware time and sequence
+        numbers both only grow, and the session we opened persists."""
+        last_time, last_seq = self._last_fw_time_us, self._last_rx_seq
+        if last_time is not None and st.firmware_time_us + _REBOOT_TOLERANCE_US < last_time:
+            return f"firmware time went from {last_time / 1e6:.3f} s back to {st.firmware_time_us / 1e6:.3f} s"
+        if (
+            last_time is not None
+            and last_seq is not None
+            and p.seq_delta(hdr.seq, last_seq) <= 0
+            and st.firmware_time_us > last_time
+        ):
+            return f"its sequence numbers restarted (frame {hdr.seq} after {last_seq}) while its time went on"
+        if self._rehello_seq is None and st.fault_bits & FaultBits.NO_SESSION:
+            return "it reports no session although this host opened one"
+        return None
+
     def _on_state(self, hdr: p.Header, st: p.State, now: float) -> None:
         n = self._n
-        last_time = self._last_fw_time_us
-        if last_time is not None and st.firmware_time_us + _REBOOT_TOLERANCE_US < last_time:
-            # firmware time went backwards: it rebooted. It is DISABLED, without a session: handshake again.
+        why = self._reboot_reason(hdr, st)
+        if why is not None:
+            # It is DISABLED, without a session: handshake again (the HELLO_ACK brings the new boot id).
             n["reboots"] += 1
             self._emit(
                 LinkEventKind.FIRMWARE_REBOOTED,
-                f"firmware time went from {last_time / 1e6:.3f} s back to {st.firmware_time_us / 1e6:.3f} s; "
-                f"the arm is {ArmMode(st.mode).name}: enable() to move again",
+                f"the firmware rebooted: {why}; the arm is {ArmMode(st.mode).name}: enable() to move again",
                 ArmMode(st.mode),
             )
             self._last_rx_seq = None

@@ -342,10 +342,14 @@ class FirmwareSimulator:
             self._muted = False
             self._wake()
 
-    def reboot(self) -> None:
-        """Power-cycle the controller: mode DISABLED, new boot id, firmware time and sequence numbers from zero."""
+    def reboot(self, uptime: float = 0.0) -> None:
+        """Power-cycle the controller: mode DISABLED, new boot id, sequence numbers from zero, no session.
+
+        The firmware clock restarts at `uptime` seconds: a value above the old uptime makes a reboot that the
+        firmware time alone does not reveal.
+        """
         with self._lock:
-            self.core.reboot(time.monotonic(), self._rng.getrandbits(32))
+            self.core.reboot(time.monotonic() - uptime, self._rng.getrandbits(32))
         self._wake()
 
     def unplug(self) -> None:

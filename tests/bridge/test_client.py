@@ -116,9 +116,14 @@ def test_heartbeats_keep_the_arm_enabled(impl, start_sim, open_link) -> None:
     sim = start_sim(impl, CONFIG)
     link = open_link(sim.port, arm=1)
     link.enable()
+    sent = []
     for _ in range(30):
         link.heartbeat()
+        sent.append(time.monotonic())
         time.sleep(0.03)
+    gap = float(max(np.diff(sent)))
+    if gap > 0.08:  # the exact 100 ms rule is tested on a fake clock (test_firmware_core, test_hwl.c)
+        pytest.skip(f"this machine is too loaded to keep 30 ms heartbeats: a {gap * 1000:.0f} ms gap")
     assert link.state().mode is ArmMode.ENABLED
 
 

@@ -130,6 +130,20 @@ def test_reboot_is_detected_and_the_arm_comes_back_disabled(start_sim, open_link
     assert link.enable() is ArmMode.ENABLED
 
 
+def test_reboot_is_detected_even_when_the_new_clock_is_ahead(start_sim, open_link) -> None:
+    sim = start_sim()
+    link = open_link(sim.port)
+    link.enable()
+    sim.reboot(uptime=100.0)  # time does not go backwards: sequence numbers and the lost session tell
+    assert wait_for(lambda: LinkEventKind.FIRMWARE_REBOOTED in [e.kind for e in link.poll_events()])
+    assert wait_for(lambda: link.info.boot_id == sim.status().boot_id)
+    assert link.stats.reboots == 1
+    assert link.state().mode is ArmMode.DISABLED
+    assert link.enable() is ArmMode.ENABLED
+    time.sleep(0.1)
+    assert link.stats.reboots == 1  # one reboot, one event
+
+
 def test_unplug_replug_reconnects_and_comes_back_disabled(start_sim, open_link, tmp_path) -> None:
     # stands in for a USB unplug: the PTY vanishes, the by-id style symlink is re-pointed on replug
     sim = start_sim(link_path=tmp_path / "usb-harmowam-arm0")
