@@ -96,7 +96,7 @@ def test_bench_writes_the_architecture_json(capsys, tmp_path, c_binary) -> None:
     assert report["area"] == "bridge"
     assert {"cpu", "cores", "python"} <= set(report["machine"])
     metrics = {r["metric"]: r for r in report["rows"]}
-    assert set(metrics["codec encode+decode STATE (6 joints)"]) == {"metric", "value", "unit", "target", "ok"}
+    assert set(metrics["codec encode+decode STATE (6 joints, CPU)"]) == {"metric", "value", "unit", "target", "ok"}
     echo = metrics["setpoint->state echo p99 (c sim, 200 Hz)"]
     assert echo["unit"] == "ms"
     assert echo["value"] > 0
