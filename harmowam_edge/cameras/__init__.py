@@ -18,6 +18,7 @@ from harmowam_edge.cameras.realsense import (
     record_live,
     recording_mismatch,
 )
+from harmowam_edge.cameras.synthetic import SyntheticRecording, default_intrinsics, write_synthetic_recording
 
 __all__ = [
     "RECORDING_SUFFIXES",
@@ -30,9 +31,12 @@ __all__ = [
     "RealSenseSource",
     "StreamIntrinsics",
     "StreamProfile",
+    "SyntheticRecording",
+    "default_intrinsics",
     "import_realsense",
     "list_devices",
     "probe_recording",
     "record_live",
     "recording_mismatch",
+    "write_synthetic_recording",
 ]

@@ -54,11 +54,12 @@ STATE_STALE = "state_stale"
 FIRMWARE_ESTOP = "firmware_estop"
 FIRMWARE_FAULT = "firmware_fault"
 CAMERA_LOST = "camera_lost"
+RECORDING_ENDED = "recording_ended"  # a camera played from a recording reached its end
 CAMERA_STALL = "camera_stall"
 NONFINITE_ACTION = "nonfinite_action"
 OBSERVER_ERROR = "observer_error"
 INTERNAL_ERROR = "internal_error"
-CLEAN_REASONS = (DURATION, INTERRUPTED)
+CLEAN_REASONS = (DURATION, INTERRUPTED, RECORDING_ENDED)
 
 
 @dataclass(frozen=True)
@@ -548,6 +549,9 @@ class _Session:
     def _check_cameras(self, now: float) -> None:
         for cam in self.cameras:
             h = cam.health()
+            if h.failed and h.extra.get("ended"):
+                self.stop.request(RECORDING_ENDED, f"camera {cam.spec.name!r}: {h.last_error or 'recording ended'}")
+                return
             if h.failed:
                 self.stop.request(CAMERA_LOST, f"camera {cam.spec.name!r} lost: {h.last_error or 'failed'}")
                 return
@@ -784,13 +788,19 @@ class _Session:
         self.status = "stopping"
         if reason is not None:
             self.event("stop", f"{kind}: {reason.message}")
-        can_talk = kind not in (LINK_LOST,)
-        if kind == STATE_STALE:
+        can_talk = True
+        if kind in (STATE_STALE, LINK_LOST):
+            # Lost state stream → e-stop (design §4), best effort: the firmware may still hear us. If it does not,
+            # its own watchdog holds and then turns torque off.
+            can_talk = False
             for link in self.links:
-                with contextlib.suppress(BridgeError, OSError):
+                try:
                     link.estop()
                     self.event("estop", f"e-stop sent to {link.port}")
-            can_talk = False
+                except (BridgeError, OSError) as e:
+                    self.event(
+                        "estop", f"e-stop to {link.port} not acknowledged ({e}); the firmware watchdog stops the arm"
+                    )
         if started and can_talk and kind not in (FIRMWARE_ESTOP, FIRMWARE_FAULT) and self.info is not None:
             self._hold()
         self._torque_off_and_close()
@@ -847,7 +857,7 @@ class _Session:
             with contextlib.suppress(Exception):
                 st = link.state()
             torque_on = st is None or st.mode not in (ArmMode.DISABLED, ArmMode.ESTOP)
-            if not self.opt.dry_run and not link.link_lost.is_set() and torque_on:
+            if not self.opt.dry_run and torque_on:
                 try:
                     link.disable()
                     self.event("torque_off", f"{link.port}: torque off")

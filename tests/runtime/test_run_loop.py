@@ -21,7 +21,6 @@ from firmware_bridge import ArmMode, FirmwareSimulator, SimArmConfig
 from harmowam_edge.bundle import load_bundle
 from harmowam_edge.cameras import CameraHealth, Frame, RealSenseSource
 from harmowam_edge.control.loop import (
-    CAMERA_LOST,
     CAMERA_STALL,
     DURATION,
     FIRMWARE_ESTOP,
@@ -29,6 +28,7 @@ from harmowam_edge.control.loop import (
     INTERRUPTED,
     LINK_LOST,
     NONFINITE_ACTION,
+    RECORDING_ENDED,
     STATE_STALE,
     Rig,
     RunObserver,
@@ -278,7 +278,7 @@ def _after(seconds: float, fn) -> threading.Timer:
 
 FAULTS = {
     "camera_stall": CAMERA_STALL,
-    "recording_ends": CAMERA_LOST,
+    "recording_ends": RECORDING_ENDED,
     "inference_exception": INFERENCE_ERROR,
     "nan_action": NONFINITE_ACTION,
     "link_loss": (LINK_LOST, STATE_STALE),
@@ -311,8 +311,12 @@ def test_every_fault_ends_in_a_safe_stop(fault, bundle, recording, firmware, tmp
     want = FAULTS[fault]
     assert summary.reason.kind in (want if isinstance(want, tuple) else (want,)), summary.reason
     assert summary.duration_s < 9.0  # it stopped because of the fault, not the duration
-    assert not summary.clean or fault == "ctrl_c"
-    # The arm is safe: torque off (or e-stopped by the firmware itself).
+    assert summary.clean == (fault in ("ctrl_c", "recording_ends"))
+    # The arm is safe: torque off (or e-stopped). After a lost link nothing we send arrives: the firmware's own
+    # watchdog holds, then turns torque off after watchdog_off_s.
+    deadline = time.monotonic() + FIRMWARE.watchdog_off_s + 3.0
+    while firmware.status().torque_on and time.monotonic() < deadline:
+        time.sleep(0.05)
     firmware.resume()
     status = firmware.status()
     assert not status.torque_on
