@@ -24,7 +24,7 @@ from export.checkpoint import Checkpoint, load_checkpoint
 from export.complexity import network_complexity
 from export.errors import ConfigError, ExportError, OutputExistsError, ParityError
 from export.manifest_io import verify_bundle
-from export.onnx_export import GRAPH_ORDER, OPSET, export_all, graph_io
+from export.onnx_export import GRAPH_ORDER, OPSET, export_all, graph_io, random_feed
 from export.parity import DEFAULT_TOLERANCE, check_parity
 from export.pipeline import OrtRunner, loop_step
 from harmowam_edge.bundle.schema import (
@@ -270,8 +270,6 @@ def _build_into(
 
     say("measuring unrolled vs step flow graphs")
     io = graph_io(cfg)
-    from export.onnx_export import random_feed
-
     rng = np.random.default_rng(seed)
     feed = random_feed(io[PREDICTIVE_EXPERT][0], cfg, rng)
     timing = measure_flow_modes(fp32_paths, feed, cfg.architecture.flow_steps)
@@ -287,7 +285,6 @@ def _build_into(
 
         say(f"quantizing to {precision.upper()}")
         q = quantize_bundle_graphs(
-            nets=nets,
             cfg=cfg,
             fp32=fp32_paths,
             out_dir=tmp,

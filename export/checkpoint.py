@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,7 +223,7 @@ def describe_checkpoint(ck: Checkpoint) -> str:
     cams = ", ".join(f"{c.name}: {c.describe()}" for c in cfg.cameras)
     state = "UNTRAINED (seeded random weights, for tests and demos)" if cfg.untrained else "trained"
     return (
-        f"{ck.path}: preset {cfg.preset}, {math.ceil(total / 1e5) / 10:.1f} M parameters, "
+        f"{ck.path}: preset {cfg.preset}, {total / 1e6:.2f} M parameters, "
         f"{len(cfg.action_space.arms)} arm(s), {cfg.action_dim} action dims, cameras [{cams}], "
         f"tasks {[t.name for t in cfg.tasks]}, {state}"
     )

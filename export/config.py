@@ -6,7 +6,7 @@ Pure data with validation that names the offending key (`config.json: architectu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -393,7 +393,3 @@ def parse_camera(text: str, name: str = "cam0", depth: bool = False) -> CameraSp
     if w < 8 or h < 8 or rate < 1:
         raise ConfigError(f"camera: expected at least 8x8 pixels and fps >= 1, got {text!r}")
     return CameraSpec(name=name, width=w, height=h, fps=rate, streams=("color", "depth") if depth else ("color",))
-
-
-def task_names(tasks: Sequence[Task]) -> list[str]:
-    return [t.name for t in tasks]

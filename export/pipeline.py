@@ -24,7 +24,6 @@ from harmowam_edge.bundle.schema import (
     FUTURE_LATENTS,
     GATE,
     GATE_WEIGHTS,
-    JOINT_POS,
     LATENTS,
     NOISE,
     PREDICTIVE_EXPERT,
@@ -156,7 +155,6 @@ def step_states(step: Runner, feed: Mapping[str, np.ndarray], noise: np.ndarray,
 
 
 __all__ = [
-    "JOINT_POS",
     "OrtRunner",
     "PolicyChain",
     "PolicyOutput",

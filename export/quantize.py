@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from export.calibration import Observation
-from export.checkpoint import EdgeNetworks
 from export.config import CheckpointConfig
 from export.errors import CalibrationDataError, ExportError
 from export.onnx_export import GRAPH_ORDER, graph_io, random_feed
@@ -295,7 +294,6 @@ class QuantResult:
 
 def quantize_bundle_graphs(
     *,
-    nets: EdgeNetworks,
     cfg: CheckpointConfig,
     fp32: Mapping[str, Path],
     out_dir: Path,
