@@ -125,7 +125,7 @@ PRESETS: dict[str, Architecture] = {
         image_width=128,
         patch=16,  # 6 x 8 = 48 image tokens: the world model's cost is set by this count
         dim=256,
-        depth=3,
+        depth=2,
         heads=4,
         latent_tokens=8,
         horizon=4,
@@ -133,9 +133,9 @@ PRESETS: dict[str, Architecture] = {
         expert_dim=384,
         expert_heads=6,
         predictive_depth=4,
-        reactive_depth=2,
-        gate_hidden=512,
-        flow_steps=6,
+        reactive_depth=1,
+        gate_hidden=1024,
+        flow_steps=5,
         task_dim=128,
     ),
     "base": Architecture(
