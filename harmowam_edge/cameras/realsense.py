@@ -663,7 +663,10 @@ class RealSenseSource:
             log.warning("camera %s: restart failed: %s", self._spec.name, e)
 
     def _fail(self, why: str) -> None:
-        log.error("camera %s failed: %s", self._spec.name, why)
+        if self._ended:
+            log.info("camera %s: %s", self._spec.name, why)
+        else:
+            log.error("camera %s failed: %s", self._spec.name, why)
         self._last_error = why
         self._failed = True
         self._pipeline.close()

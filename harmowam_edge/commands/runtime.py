@@ -2,9 +2,95 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
 import harmowam_edge
+
+if TYPE_CHECKING:
+    from harmowam_edge.bundle.loader import LoadedBundle
+    from harmowam_edge.bundle.schema import Manifest
+    from harmowam_edge.cameras.frames import CameraSource
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    from harmowam_edge.errors import ConfigError
+
+    if value is not None and value not in choices:
+        raise ConfigError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def _load(bundle: Path, backend: str, precision: str | None, threads: int | None, flow_mode: str | None = None) -> Any:
+    from harmowam_edge.bundle.loader import load_bundle
+
+    _check_choice("--backend", backend, BACKENDS)
+    _check_choice("--precision", precision, ("fp32", "fp16", "int8"))
+    _check_choice("--flow-mode", flow_mode, ("unrolled", "step"))
+    b = load_bundle(bundle, backend=backend, precision=precision, threads=threads, flow_mode=flow_mode)  # type: ignore[arg-type]
+    for w in b.warnings:
+        _echo(f"note: {w}")
+    return b
+
+
+def _task(bundle: LoadedBundle, task: str | None) -> str:
+    names = bundle.manifest.tasks.names
+    if task is None:
+        _echo(f"task: {names[0]} (the bundle's first; --task picks another of: {', '.join(names)})")
+        return names[0]
+    bundle.task_embedding(task)  # a clear error for an unknown task
+    return task
+
+
+def _camera_source(spec: Any, value: str, loop: bool) -> CameraSource:
+    """A `--camera` value: a recording (an existing file, .db3/.bag) or a RealSense serial number."""
+    from harmowam_edge.cameras.realsense import RECORDING_SUFFIXES, RealSenseSource
+
+    p = Path(value)
+    if p.suffix in RECORDING_SUFFIXES or p.exists():
+        return RealSenseSource.playback(spec, p, loop=loop)
+    return RealSenseSource.live(spec, value)
+
+
+def _cameras_for(manifest: Manifest, values: list[str], loop: bool) -> list[CameraSource]:
+    from harmowam_edge.cameras.realsense import RealSenseSource
+    from harmowam_edge.errors import ConfigError
+
+    cams = manifest.cameras
+    if not values:
+        if len(cams) == 1:
+            return [RealSenseSource.live(cams[0])]  # the one connected RealSense
+        raise ConfigError(
+            f"--camera: the bundle has {len(cams)} cameras ({', '.join(c.name for c in cams)}): give a serial number "
+            f"or recording for each, in that order (or use --rig)"
+        )
+    if len(values) != len(cams):
+        raise ConfigError(
+            f"--camera: the bundle has {len(cams)} camera(s) ({', '.join(c.name for c in cams)}), got {len(values)}"
+        )
+    return [_camera_source(spec, v, loop) for spec, v in zip(cams, values, strict=True)]
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harmowam_edge.telemetry.status import summary_rows
+
+    stats = {**summary.stats, "duration_s": summary.duration_s}
+    table = Table(title="harmowam-edge run", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for what, value in summary_rows(stats):
+        table.add_row(what, value)
+    Console(stderr=True).print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -14,3 +100,259 @@ def register(app: typer.Typer) -> None:
     def version() -> None:
         """Print the harmowam-edge version."""
         typer.echo(harmowam_edge.__version__)
+
+    @app.command()
+    def run(
+        bundle: Annotated[Path | None, typer.Option("--bundle", help="The deploy bundle (directory).")] = None,
+        task: Annotated[str | None, typer.Option("--task", help="Task name (default: the bundle's first).")] = None,
+        rig: Annotated[
+            Path | None, typer.Option("--rig", help="Rig config (YAML): arms, ports, cameras, limits, rates.")
+        ] = None,
+        camera: Annotated[
+            list[str] | None,
+            typer.Option("--camera", help="RealSense serial or recording (.db3/.bag), one per bundle camera."),
+        ] = None,
+        port: Annotated[
+            list[str] | None, typer.Option("--port", help="Serial port of each arm, in the bundle's arm order.")
+        ] = None,
+        duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Everything but enabling the arm and sending setpoints.")
+        ] = False,
+        record: Annotated[Path | None, typer.Option("--record", help="Record the episode to this MCAP file.")] = None,
+        stats: Annotated[Path | None, typer.Option("--stats", help="Write the run's statistics (JSON) here.")] = None,
+        rate: Annotated[float | None, typer.Option("--rate", help="Control rate in Hz (default 200).")] = None,
+        backend: Annotated[str, typer.Option("--backend", help="auto, onnxruntime or tensorrt.")] = "auto",
+        precision: Annotated[str | None, typer.Option("--precision", help="fp32, fp16 or int8 graphs.")] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Flow-noise seed (and the sim's scene seed).")] = 0,
+        threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads per graph.")] = None,
+        loop_recording: Annotated[
+            bool, typer.Option("--loop-recording", help="Play recordings in a loop instead of stopping at the end.")
+        ] = False,
+        sim: Annotated[
+            bool, typer.Option("--sim", help="Run on the simulated rig (MuJoCo + firmware simulator on PTYs).")
+        ] = False,
+        arms: Annotated[int, typer.Option("--arms", help="--sim without --bundle: 1 or 2 arms.")] = 1,
+        video: Annotated[
+            Path | None, typer.Option("--video", help="--sim: film the first camera with the policy's overlay.")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No live status line.")] = False,
+    ) -> None:
+        """Run a policy on the robot: camera frames in, world model → gate → experts, joint setpoints out.
+
+        Every stop (the duration, Ctrl-C, a lost link or camera, a firmware e-stop, an inference error) ends in
+        hold → torque off → close, and says why. Exit status: 0 for a clean stop, 1 for a fault.
+        """
+        import contextlib
+        import time
+
+        from harmowam_edge.control.loop import Rig, RunObserver, RunOptions, run_policy
+        from harmowam_edge.control.rig import RigConfig
+        from harmowam_edge.errors import ConfigError
+        from harmowam_edge.telemetry.status import StatusLine
+
+        t_launch = time.monotonic()
+        if sim and (rig or camera or port):
+            raise ConfigError("--sim brings its own arms and cameras: drop --rig, --port and --camera")
+        if video is not None and not sim:
+            raise ConfigError("--video films the simulated camera: it needs --sim")
+        if bundle is None:
+            if not sim:
+                raise ConfigError("--bundle: missing (or --sim to run the demo bundle on the simulated rig)")
+            from harmowam_edge.commands.sim import ensure_demo_bundle
+
+            bundle, _ = ensure_demo_bundle(arms, progress=_echo)
+        loaded = _load(bundle, backend, precision, threads)
+        observers: list[RunObserver] = []
+        with contextlib.ExitStack() as stack:
+            stack.callback(loaded.close)
+            manifest = loaded.manifest
+            name_task = _task(loaded, task)
+            rig_cfg = None
+            if sim:
+                from harmowam_edge.sim.rig import open_sim_rig
+
+                _echo("starting the simulated rig (MuJoCo physics, firmware simulators on pseudo-terminals) ...")
+                sim_rig = stack.enter_context(
+                    open_sim_rig(
+                        len(manifest.action_space.arms),
+                        manifest.cameras,
+                        seed,
+                        action_space=manifest.action_space,
+                    )
+                )
+                _echo(sim_rig.describe())
+                the_rig = Rig(list(sim_rig.arm_ports), list(sim_rig.cameras), name="sim")
+                if video is not None:
+                    from harmowam_edge.sim.observer import SimVideoObserver
+
+                    observers.append(
+                        SimVideoObserver(
+                            video,
+                            sim_rig.cameras[0],
+                            untrained=manifest.provenance.untrained,
+                            expected_duration_s=duration,
+                        )
+                    )
+            elif rig is not None:
+                rig_cfg = RigConfig.load(rig)
+                rig_cfg.check_against(manifest)
+                if port:
+                    raise ConfigError("--port: the rig config names the ports (drop --port or --rig)")
+                by_name = {c.name: c for c in rig_cfg.cameras}
+                if camera:
+                    cams = _cameras_for(manifest, list(camera), loop_recording)
+                else:
+                    cams = []
+                    for spec in manifest.cameras:
+                        c = by_name.get(spec.name)
+                        if c is None:
+                            raise ConfigError(f"{rig}: cameras: no entry for the bundle's camera {spec.name!r}")
+                        cams.append(_camera_source(spec, c.recording or c.serial or "", loop_recording))
+                the_rig = Rig([a.port for a in rig_cfg.arms], cams, config=rig_cfg, name=str(rig))
+            else:
+                ports = list(port or [])
+                if not ports and not dry_run:
+                    raise ConfigError("--port: give the arm's serial port (or --rig, or --dry-run to try without arm)")
+                the_rig = Rig(ports, _cameras_for(manifest, list(camera or []), loop_recording), name="command line")
+            if record is not None:
+                from harmowam_edge.telemetry.episode import EpisodeRecorder
+
+                observers.append(EpisodeRecorder(record))
+            status = None if quiet else StatusLine()
+            safety = None
+            if sim:
+                from harmowam_edge.control.safety import SafetyConfig
+
+                # The simulated rig renders and steps physics on the same CPU as the loop: allow its state stream
+                # longer gaps than a real arm's before calling it lost.
+                safety = SafetyConfig(state_timeout_s=0.5)
+            opts = RunOptions(
+                task=name_task,
+                duration_s=duration,
+                dry_run=dry_run,
+                control_rate_hz=rate,
+                seed=seed,
+                stats_path=stats,
+                status=status,
+                t_launch=t_launch,
+                safety=safety,
+            )
+            _echo(
+                f"running {name_task!r} on {the_rig.name} with {loaded.backend}"
+                + (" (DRY RUN: no setpoints)" if dry_run else "")
+                + "; Ctrl-C stops (hold, then torque off)"
+            )
+            summary = run_policy(loaded, the_rig, opts, observers)
+            if status is not None:
+                status.close()
+        _print_summary(summary)
+        if stats is not None:
+            _echo(f"wrote {stats}")
+        if record is not None:
+            _echo(f"wrote {record}")
+        if video is not None:
+            _echo(f"wrote {video}")
+        if not summary.clean:
+            raise typer.Exit(1)
+
+    @app.command()
+    def replay(
+        bundle: Annotated[Path, typer.Option("--bundle", help="The deploy bundle (directory).")],
+        recording: Annotated[
+            list[Path], typer.Option("--recording", help="A RealSense recording per bundle camera (.db3/.bag).")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="Where to write the results (.npz or .json).")],
+        task: Annotated[str | None, typer.Option("--task", help="Task name (default: the bundle's first).")] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Flow-noise seed.")] = 0,
+        backend: Annotated[str, typer.Option("--backend", help="auto, onnxruntime or tensorrt.")] = "auto",
+        precision: Annotated[str | None, typer.Option("--precision", help="fp32, fp16 or int8 graphs.")] = None,
+        flow_mode: Annotated[str | None, typer.Option("--flow-mode", help="unrolled or step.")] = None,
+        joint_pos: Annotated[
+            str | None, typer.Option("--joint-pos", help="Start pose, comma-separated (default: zeros).")
+        ] = None,
+    ) -> None:
+        """The policy over every frame of a recording, no arm: writes actions, gate weights and timings."""
+        import numpy as np
+
+        from harmowam_edge.errors import ConfigError
+        from harmowam_edge.policy.replay import replay_recordings
+
+        q = None
+        if joint_pos is not None:
+            try:
+                q = np.array([float(v) for v in joint_pos.split(",")])
+            except ValueError:
+                raise ConfigError(f"--joint-pos {joint_pos!r}: expected comma-separated numbers") from None
+        with _load(bundle, backend, precision, None, flow_mode) as loaded:
+            name = _task(loaded, task)
+            res = replay_recordings(loaded, list(recording), out, task=name, seed=seed, joint_pos=q)
+        t = res.timings_ms["total"]
+        modes = ", ".join(f"{k} {v}" for k, v in res.modes.items())
+        typer.echo(
+            f"{res.steps} policy steps ({modes}); step p50 {t['p50']:.2f} ms, p99 {t['p99']:.2f} ms; wrote {res.out}"
+        )
+
+    @app.command()
+    def bench(
+        json_out: Annotated[Path, typer.Option("--json", help="Write the figures here (JSON).")] = Path(
+            "bench-results/runtime.json"
+        ),
+        bundle: Annotated[
+            Path | None,
+            typer.Option("--bundle", help="Bundle to measure (default: the seeded nano demo bundle, via export)."),
+        ] = None,
+        duration: Annotated[
+            float, typer.Option("--duration", help="Seconds of control loop (the target figure is over 60 s).")
+        ] = 60.0,
+        iterations: Annotated[int, typer.Option("--iterations", help="Policy steps per path.")] = 200,
+    ) -> None:
+        """Policy step per path, control-loop jitter at 200 Hz under inference, frame → setpoint, start-up."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from harmowam_edge.diagnostics.bench import run_bench
+        from harmowam_edge.errors import ConfigError
+
+        if not duration > 0 or iterations < 10:
+            raise ConfigError("--duration must be > 0 and --iterations >= 10")
+        if bundle is None:
+            from harmowam_edge.commands.sim import ensure_demo_bundle
+
+            bundle, _ = ensure_demo_bundle(1, progress=_echo)
+        report = run_bench(bundle, duration_s=duration, iterations=iterations, say=_echo)
+        table = Table(title="harmowam-edge bench (runtime)")
+        for col in ("metric", "value", "unit", "target", "ok"):
+            table.add_column(col, justify="right" if col == "value" else "left")
+        for row in report.rows:
+            ok = "" if row.ok is None else ("yes" if row.ok else "NO")
+            table.add_row(row.metric, f"{row.value:.4g}", row.unit, row.target, ok)
+        console = Console()
+        console.print(table)
+        for note in report.notes:
+            console.print(f"[dim]{note}[/dim]")
+        report.write(json_out)
+        typer.echo(f"wrote {json_out}")
+
+    @app.command()
+    def doctor(
+        bundle: Annotated[Path | None, typer.Option("--bundle", help="Also check this bundle.")] = None,
+    ) -> None:
+        """Versions, providers, the bundle and its TensorRT engines, cameras, serial ports, power mode."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from harmowam_edge.diagnostics.doctor import run_doctor
+
+        checks = run_doctor(bundle)
+        table = Table(title="harmowam-edge doctor")
+        for col in ("check", "", "details", "fix"):
+            table.add_column(col)
+        style = {"ok": "green", "info": "dim", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            table.add_row(c.area, f"[{style[c.status]}]{c.status}[/]", c.detail, c.fix)
+        Console().print(table)
+        failed = [c for c in checks if c.status == "fail"]
+        if failed:
+            typer.echo(f"{len(failed)} problem(s) to fix", err=True)
+            raise typer.Exit(1)

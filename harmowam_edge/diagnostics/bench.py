@@ -1,0 +1,310 @@
+"""`harmowam-edge bench`: the runtime's figures (design §6), as a table and JSON (architecture.md §5).
+
+- policy step p50/p99 per path (predictive only, reactive only, both blended) and the reactive/predictive ratio;
+- runtime overhead: a policy step vs the sum of its bare engine calls, measured interleaved in one loop;
+- the control loop at 200 Hz while inference runs: period jitter p99, missed ticks, frame → setpoint latency —
+  the real `run_policy` on a synthetic RealSense recording played through pyrealsense2 and the firmware
+  simulator on a pseudo-terminal;
+- start-up to the first setpoint with a warm bundle (files in the page cache): `load_bundle` + `run_policy`.
+Medians and ratios from one run; on a shared machine the absolute figures move with the neighbours' load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harmowam_edge.bundle.loader import LoadedBundle, load_bundle
+from harmowam_edge.bundle.schema import (
+    ACTIONS,
+    GATE,
+    GATE_WEIGHTS,
+    NOISE,
+    PREDICTIVE_EXPERT,
+    REACTIVE_EXPERT,
+    WORLD_MODEL,
+)
+from harmowam_edge.cameras.frames import Frame
+from harmowam_edge.policy.policy import Observation, Policy
+
+POLICY_TARGET_MS = 20.8  # design §6: small preset, predictive path, ONNX Runtime FP32 on 2 CPU cores
+TARGET_PRESET = "small"
+
+
+@dataclass
+class BenchRow:
+    metric: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None
+
+
+@dataclass
+class BenchReport:
+    rows: list[BenchRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, metric: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> None:
+        self.rows.append(BenchRow(metric, float(value), unit, target, ok))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "area": "runtime",
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": self.machine,
+            "rows": [asdict(r) for r in self.rows],
+            "notes": self.notes,
+            "details": self.details,
+        }
+
+    def write(self, path: Path) -> None:
+        from harmowam_edge.telemetry.stats import json_default
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=json_default) + "\n")
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime as ort
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "onnxruntime": ort.__version__,
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _observation(bundle: LoadedBundle, t: float) -> Observation:
+    frames = []
+    for i, cam in enumerate(bundle.manifest.cameras):
+        yy, xx = np.mgrid[0 : cam.height, 0 : cam.width]
+        rgb = np.stack([(xx * 255 // cam.width), (yy * 255 // cam.height), np.full_like(xx, 90 + i)], -1)
+        depth = (800 + yy).astype(np.uint16) if cam.has_depth else None
+        frames.append(Frame(cam.name, rgb.astype(np.uint8), t, 1, depth=depth))
+    return Observation(frames, np.zeros(bundle.manifest.policy.action_dim))
+
+
+def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> None:
+    """Policy step per path, and the overhead over bare engine calls (interleaved, same feeds)."""
+    preset = bundle.manifest.provenance.preset
+    policy = Policy(bundle, bundle.manifest.tasks.names[0], seed=0)
+    obs = _observation(bundle, time.monotonic())
+    per_path: dict[str, list[float]] = {"predictive": [], "reactive": [], "blend": []}
+    for mode in per_path:
+        for _ in range(max(3, iterations // 10)):
+            policy.step(obs, force=mode)  # type: ignore[arg-type]
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            policy.step(obs, force=mode)  # type: ignore[arg-type]
+            per_path[mode].append(time.perf_counter() - t0)
+    # Bare engine calls with the feeds a step builds, alternating with full policy steps.
+    feeds = policy._feeds(obs)
+    e = bundle.engines
+    pred = e.get(PREDICTIVE_EXPERT)
+    overhead = None
+    if pred is not None:
+        feeds.update(e[WORLD_MODEL].run(feeds))
+        feeds[NOISE] = np.zeros((1, policy.k, policy.a), np.float32)
+        bare, full = [], []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            e[WORLD_MODEL].run(feeds)
+            e[GATE].run(feeds)[GATE_WEIGHTS]
+            e[REACTIVE_EXPERT].run(feeds)[ACTIONS]
+            pred.run(feeds)[ACTIONS]
+            t1 = time.perf_counter()
+            policy.step(obs, force="blend")
+            t2 = time.perf_counter()
+            bare.append(t1 - t0)
+            full.append(t2 - t1)
+        overhead = float(np.median(full) / np.median(bare) - 1.0)
+    ms = {k: np.asarray(v) * 1000.0 for k, v in per_path.items()}
+    is_target = preset == TARGET_PRESET
+    note = "" if is_target else f" (target for the {TARGET_PRESET} preset; this is {preset})"
+    p50 = {k: float(np.median(v)) for k, v in ms.items()}
+    report.add(
+        "policy step p50, predictive path",
+        p50["predictive"],
+        "ms",
+        f"<= {POLICY_TARGET_MS} ms{note}",
+        (p50["predictive"] <= POLICY_TARGET_MS) if is_target else None,
+    )
+    report.add("policy step p99, predictive path", float(np.quantile(ms["predictive"], 0.99)), "ms")
+    report.add("policy step p50, reactive path", p50["reactive"], "ms")
+    report.add("policy step p99, reactive path", float(np.quantile(ms["reactive"], 0.99)), "ms")
+    report.add("policy step p50, blended (both experts)", p50["blend"], "ms")
+    report.add("policy step p99, blended (both experts)", float(np.quantile(ms["blend"], 0.99)), "ms")
+    ratio = p50["reactive"] / p50["predictive"]
+    report.add("reactive / predictive path (p50)", ratio, "x", "<= 0.333", ratio <= 1 / 3)
+    if overhead is not None:
+        report.add(
+            "runtime overhead: policy step vs bare engine calls (p50)", overhead * 100, "%", "<= 5 %", overhead <= 0.05
+        )
+    report.details["policy_ms"] = {
+        k: {"p50": float(np.median(v)), "p99": float(np.quantile(v, 0.99)), "n": len(v)} for k, v in ms.items()
+    }
+    report.details["bundle"] = {
+        "preset": preset,
+        "flow_mode": bundle.flow_mode,
+        "flow_steps": bundle.manifest.policy.flow_steps,
+        "backend": bundle.backend,
+        "threads": getattr(next(iter(bundle.engines.values())), "threads", None),
+        "cameras": [c.describe() for c in bundle.manifest.cameras],
+    }
+
+
+def _rig_parts(bundle: LoadedBundle, workdir: Path) -> tuple[list[Any], list[Any]]:
+    """Firmware simulators (one per arm, with the bundle's limits) and looping synthetic recordings."""
+    from firmware_bridge import FirmwareSimulator, SimArmConfig
+    from harmowam_edge.cameras.realsense import RealSenseSource
+    from harmowam_edge.cameras.synthetic import write_synthetic_recording
+
+    sims = []
+    for arm in bundle.manifest.action_space.arms:
+        g = arm.gripper
+        kw: dict[str, Any] = {"has_gripper": g is not None}
+        if g is not None:
+            kw.update(
+                gripper_min=g.lower,
+                gripper_max=g.upper,
+                gripper_max_velocity=g.max_velocity,
+                gripper_max_acceleration=g.max_acceleration,
+            )
+        cfg = SimArmConfig(
+            joint_count=len(arm.joints),
+            position_min=[j.lower for j in arm.joints],
+            position_max=[j.upper for j in arm.joints],
+            max_velocity=[j.max_velocity for j in arm.joints],
+            max_acceleration=[j.max_acceleration for j in arm.joints],
+            **kw,
+        )
+        sims.append(FirmwareSimulator(cfg))
+    cams = []
+    for cam in bundle.manifest.cameras:
+        rec = write_synthetic_recording(
+            workdir / f"{cam.name}.db3",
+            width=cam.width,
+            height=cam.height,
+            fps=cam.fps,
+            frames=cam.fps,
+            depth=cam.has_depth,
+        )
+        cams.append(RealSenseSource.playback(cam, rec.path, loop=True))
+    return sims, cams
+
+
+def bench_loop(
+    bundle_path: Path, bundle: LoadedBundle, duration_s: float, report: BenchReport, say: Callable[[str], None]
+) -> None:
+    from harmowam_edge.control.loop import Rig, RunOptions, run_policy
+    from harmowam_edge.control.safety import SafetyConfig
+
+    with tempfile.TemporaryDirectory(prefix="harmowam-bench-") as tmp:
+        sims, cams = _rig_parts(bundle, Path(tmp))
+        ports = [s.start() for s in sims]
+        try:
+            say(f"control loop at 200 Hz for {duration_s:g} s while inference runs ...")
+            summary = run_policy(
+                bundle,
+                Rig(ports, cams, name="bench (firmware simulator on a PTY, recording playback)"),
+                RunOptions(task=bundle.manifest.tasks.names[0], duration_s=duration_s, safety=SafetyConfig()),
+            )
+            stats = summary.stats
+            loop = stats["loop"]
+            report.add(
+                "control loop period jitter p99 (200 Hz, inference running)",
+                loop["jitter_ms_p99"],
+                "ms",
+                "<= 1 ms",
+                loop["jitter_ms_p99"] <= 1.0,
+            )
+            report.add(
+                f"missed control ticks in {duration_s:g} s",
+                loop["missed_ticks"],
+                "ticks",
+                "0 (in 60 s)",
+                loop["missed_ticks"] == 0,
+            )
+            report.add("control loop rate", loop["rate_hz"], "Hz", "200 Hz")
+            f2s = stats["frame_to_setpoint_ms"]
+            report.add("frame -> setpoint latency p50", f2s["p50"], "ms")
+            report.add("frame -> setpoint latency p99", f2s["p99"], "ms")
+            report.add("policy step p50 during the run", stats["inference_ms"]["total"]["p50"], "ms")
+            report.details["loop_run"] = {k: stats[k] for k in ("reason", "loop", "chunks", "gate", "startup_s")}
+            if not summary.clean:
+                report.notes.append(f"the loop run stopped early: {summary.reason.kind}: {summary.reason.message}")
+            # Start-up with a warm bundle: load (verify, sessions, warm-up) + open link + camera + enable.
+            say("start-up to the first setpoint with a warm bundle ...")
+            startups, policy_startups = [], []
+            for _ in range(3):
+                t_launch = time.monotonic()
+                b2 = load_bundle(bundle_path)
+                try:
+                    s2 = run_policy(
+                        b2,
+                        Rig(ports, cams, name="bench"),
+                        RunOptions(task=b2.manifest.tasks.names[0], duration_s=1.0, t_launch=t_launch),
+                    )
+                finally:
+                    b2.close()
+                st = s2.stats["startup_s"]
+                if st["first_setpoint"] is not None:
+                    startups.append(st["first_setpoint"])
+                if st["first_policy_setpoint"] is not None:
+                    policy_startups.append(st["first_policy_setpoint"])
+            if startups:
+                med = float(np.median(startups))
+                report.add("start-up to first setpoint (warm bundle, median of 3)", med, "s", "<= 3 s", med <= 3.0)
+            if policy_startups:
+                report.add("start-up to first policy setpoint (median of 3)", float(np.median(policy_startups)), "s")
+        finally:
+            for s in sims:
+                s.stop()
+
+
+def run_bench(
+    bundle_path: Path,
+    *,
+    duration_s: float = 60.0,
+    iterations: int = 200,
+    say: Callable[[str], None] = print,
+) -> BenchReport:
+    report = BenchReport(machine=machine_info())
+    say(f"loading {bundle_path} ...")
+    bundle = load_bundle(bundle_path)
+    try:
+        say(f"policy step per path ({iterations} steps each, {bundle.backend}) ...")
+        bench_policy(bundle, iterations, report)
+        bench_loop(bundle_path, bundle, duration_s, report, say)
+    finally:
+        bundle.close()
+    report.notes.append(
+        "one run on a machine shared with other jobs: medians and ratios are meaningful, absolute times move with "
+        f"the load (1-minute load average at the start: {report.machine.get('load_avg_1m')})"
+    )
+    if duration_s < 60:
+        report.notes.append(f"loop measured for {duration_s:g} s (the target figure is over 60 s)")
+    return report
