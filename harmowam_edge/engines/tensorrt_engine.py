@@ -16,12 +16,13 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harmowam_edge.bundle.device import CudaDevice, NoCudaDeviceError
+from harmowam_edge.bundle.device import cuda_device as _cuda_device
 from harmowam_edge.bundle.schema import GraphSpec, TensorSpec
 from harmowam_edge.errors import EngineError
 
@@ -61,6 +62,10 @@ def tensorrt_available() -> tuple[bool, str]:
         cudart = import_cudart()
     except EngineError as e:
         return False, str(e)
+    try:
+        _cuda_device()
+    except NoCudaDeviceError as e:
+        return False, str(e)
     err, count = cudart.cudaGetDeviceCount()
     if int(err) != 0 or count < 1:
         return False, "no CUDA device found"
@@ -79,20 +84,12 @@ def _check(result: Any, what: str) -> Any:
     return rest[0] if len(rest) == 1 else tuple(rest)
 
 
-@dataclass(frozen=True)
-class CudaDevice:
-    name: str
-    compute_capability: str
-    integrated: bool  # Jetson: CPU and GPU share memory
-
-
 def cuda_device(index: int = 0) -> CudaDevice:
-    cudart = import_cudart()
-    prop = _check(cudart.cudaGetDeviceProperties(index), "cudaGetDeviceProperties")
-    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
-    return CudaDevice(
-        name=name.rstrip("\x00"), compute_capability=f"{prop.major}.{prop.minor}", integrated=bool(prop.integrated)
-    )
+    """This machine's GPU, named as `export engines` names it (see harmowam_edge.bundle.device)."""
+    try:
+        return _cuda_device(index)
+    except NoCudaDeviceError as e:
+        raise EngineError(f"TensorRT engines need an NVIDIA GPU: {e}") from None
 
 
 def tensorrt_version() -> str:
