@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -182,6 +183,7 @@ class RunOptions:
     stats_path: Path | None = None  # JSON stats file written at the end
     t_launch: float | None = None  # when the command started (start-up time is measured from here)
     spin_s: float = 0.001
+    realtime_priority: int | None = 50  # SCHED_FIFO priority for the control thread where allowed (None: never)
 
 
 class _Stop:
@@ -641,6 +643,7 @@ class _Session:
     # ---------------------------------------------------------------------------------------------- control
 
     def _control_thread(self) -> None:
+        self._raise_priority()
         try:
             self._control_loop()
         except Exception as e:
@@ -652,6 +655,20 @@ class _Session:
             except Exception:
                 log.exception("shutdown failed: disabling the arms")
                 self._torque_off_and_close()
+
+    def _raise_priority(self) -> None:
+        """SCHED_FIFO for this thread (Linux: needs CAP_SYS_NICE or an rtprio limit, e.g. in limits.conf), so that
+        other processes cannot delay a tick; without the permission the loop runs at normal priority."""
+        prio = self.opt.realtime_priority
+        if prio is None or not hasattr(os, "sched_setscheduler"):
+            self.realtime = "off"
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # 0: this thread
+            self.realtime = f"SCHED_FIFO {prio}"
+        except (PermissionError, OSError) as e:
+            self.realtime = f"normal priority ({e.strerror or e}; allow rtprio {prio} for a steadier loop)"
+            log.info("control thread: %s", self.realtime)
 
     def _read_states(self, now: float) -> list[ArmState] | None:
         states: list[ArmState] = []
@@ -887,6 +904,7 @@ class _Session:
             "rig": self.rig.name,
             "dry_run": self.opt.dry_run,
             "control_rate_hz": self.rate,
+            "control_priority": getattr(self, "realtime", "not started"),
             "loop": self.period.summary(),
             "startup_s": {
                 "first_setpoint": None if self.t_first_setpoint is None else self.t_first_setpoint - self.t_launch,

@@ -25,9 +25,7 @@ import numpy as np
 
 from harmowam_edge.bundle.loader import LoadedBundle, load_bundle
 from harmowam_edge.bundle.schema import (
-    ACTIONS,
     GATE,
-    GATE_WEIGHTS,
     NOISE,
     PREDICTIVE_EXPERT,
     REACTIVE_EXPERT,
@@ -128,13 +126,13 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
     if pred is not None:
         feeds.update(e[WORLD_MODEL].run(feeds))
         feeds[NOISE] = np.zeros((1, policy.k, policy.a), np.float32)
+        # The reference: each engine's own call (ONNX Runtime's InferenceSession.run) on ready-made feeds.
+        calls = [getattr(eng, "bare", eng.run) for eng in (e[WORLD_MODEL], e[GATE], e[REACTIVE_EXPERT], pred)]
         bare, full = [], []
         for _ in range(iterations):
             t0 = time.perf_counter()
-            e[WORLD_MODEL].run(feeds)
-            e[GATE].run(feeds)[GATE_WEIGHTS]
-            e[REACTIVE_EXPERT].run(feeds)[ACTIONS]
-            pred.run(feeds)[ACTIONS]
+            for call in calls:
+                call(feeds)
             t1 = time.perf_counter()
             policy.step(obs, force="blend")
             t2 = time.perf_counter()
@@ -177,8 +175,19 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
 
 
 def _rig_parts(bundle: LoadedBundle, workdir: Path) -> tuple[list[Any], list[Any]]:
-    """Firmware simulators (one per arm, with the bundle's limits) and looping synthetic recordings."""
-    from firmware_bridge import FirmwareSimulator, SimArmConfig
+    """Firmware simulators (one per arm, with the bundle's limits) and looping synthetic recordings.
+
+    The C firmware built for the host runs in a process of its own, as the real firmware runs on its own MCU;
+    without a C compiler the Python simulator stands in (in this process, sharing its GIL: a harsher test)."""
+    from firmware_bridge import CFirmwareSimulator, FirmwareSimulator, SimArmConfig
+    from firmware_bridge.c_simulator import find_compiler
+    from firmware_bridge.errors import CompilerNotFoundError
+
+    try:
+        find_compiler()
+        use_c = True
+    except CompilerNotFoundError:
+        use_c = False
     from harmowam_edge.cameras.realsense import RealSenseSource
     from harmowam_edge.cameras.synthetic import write_synthetic_recording
 
@@ -201,7 +210,7 @@ def _rig_parts(bundle: LoadedBundle, workdir: Path) -> tuple[list[Any], list[Any
             max_acceleration=[j.max_acceleration for j in arm.joints],
             **kw,
         )
-        sims.append(FirmwareSimulator(cfg))
+        sims.append(CFirmwareSimulator(cfg) if use_c else FirmwareSimulator(cfg))
     cams = []
     for cam in bundle.manifest.cameras:
         rec = write_synthetic_recording(
@@ -253,7 +262,11 @@ def bench_loop(
             report.add("frame -> setpoint latency p50", f2s["p50"], "ms")
             report.add("frame -> setpoint latency p99", f2s["p99"], "ms")
             report.add("policy step p50 during the run", stats["inference_ms"]["total"]["p50"], "ms")
-            report.details["loop_run"] = {k: stats[k] for k in ("reason", "loop", "chunks", "gate", "startup_s")}
+            report.details["loop_run"] = {
+                k: stats[k] for k in ("reason", "loop", "chunks", "gate", "startup_s", "control_priority")
+            }
+            report.details["firmware"] = type(sims[0]).__name__
+            report.notes.append(f"control thread: {stats['control_priority']}; firmware: {type(sims[0]).__name__}")
             if not summary.clean:
                 report.notes.append(f"the loop run stopped early: {summary.reason.kind}: {summary.reason.message}")
             # Start-up with a warm bundle: load (verify, sessions, warm-up) + open link + camera + enable.
