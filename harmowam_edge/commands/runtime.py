@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         sim: Annotated[
             bool, typer.Option("--sim", help="Run on the simulated rig (MuJoCo + firmware simulator on PTYs).")
         ] = False,
-        arms: Annotated[int, typer.Option("--arms", help="--sim without --bundle: 1 or 2 arms.")] = 1,
+        arms: Annotated[int | None, typer.Option("--arms", help="--sim without --bundle: 1 or 2 arms.")] = None,
         video: Annotated[
             Path | None, typer.Option("--video", help="--sim: film the first camera with the policy's overlay.")
         ] = None,
@@ -156,12 +156,18 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--sim brings its own arms and cameras: drop --rig, --port and --camera")
         if video is not None and not sim:
             raise ConfigError("--video films the simulated camera: it needs --sim")
+        if arms is not None and not sim:
+            raise ConfigError("--arms chooses the simulated rig's arm count: it needs --sim")
         if bundle is None:
             if not sim:
                 raise ConfigError("--bundle: missing (or --sim to run the demo bundle on the simulated rig)")
             from harmowam_edge.commands.sim import ensure_demo_bundle
 
-            bundle, _ = ensure_demo_bundle(arms, progress=_echo)
+            bundle, _ = ensure_demo_bundle(1 if arms is None else arms, progress=_echo)
+            _echo(
+                "the demo policy is UNTRAINED (a seeded random checkpoint through the real export path): the whole "
+                "loop runs, the arm moves, but it does not do the task; give --bundle for a trained one"
+            )
         loaded = _load(bundle, backend, precision, threads)
         observers: list[RunObserver] = []
         with contextlib.ExitStack() as stack:
@@ -171,6 +177,10 @@ def register(app: typer.Typer) -> None:
             rig_cfg = None
             if sim:
                 from harmowam_edge.sim.rig import open_sim_rig
+
+                n_arms = len(manifest.action_space.arms)
+                if arms is not None and arms != n_arms:
+                    raise ConfigError(f"--arms {arms}: the bundle {bundle} drives {n_arms} arm(s)")
 
                 _echo("starting the simulated rig (MuJoCo physics, firmware simulators on pseudo-terminals) ...")
                 sim_rig = stack.enter_context(
@@ -186,14 +196,13 @@ def register(app: typer.Typer) -> None:
                 if video is not None:
                     from harmowam_edge.sim.observer import SimVideoObserver
 
-                    observers.append(
-                        SimVideoObserver(
-                            video,
-                            sim_rig.cameras[0],
-                            untrained=manifest.provenance.untrained,
-                            expected_duration_s=duration,
-                        )
+                    video_observer = SimVideoObserver(
+                        video,
+                        sim_rig.cameras[0],
+                        untrained=manifest.provenance.untrained,
+                        expected_duration_s=duration,
                     )
+                    observers.append(video_observer)
             elif rig is not None:
                 rig_cfg = RigConfig.load(rig)
                 rig_cfg.check_against(manifest)
@@ -252,7 +261,10 @@ def register(app: typer.Typer) -> None:
         if record is not None:
             _echo(f"wrote {record}")
         if video is not None:
-            _echo(f"wrote {video}")
+            written = video_observer.written  # an MP4, or a PNG contact sheet where no encoder is available
+            if video_observer.error is not None:
+                _echo(f"the video could not be finished: {video_observer.error}")
+            _echo(f"wrote {written}" if written is not None else "no video: the camera delivered no frame")
         if not summary.clean:
             raise typer.Exit(1)
 

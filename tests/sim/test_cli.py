@@ -102,3 +102,30 @@ def test_demo_bundle_cache_reuses_an_intact_bundle_and_rebuilds_a_damaged_one(na
     assert rebuilt == path
     assert sim_cmd.bundle_is_intact(path)
     assert not list((tmp_path / "harmowam-edge" / "demo-bundles").glob(".build-*"))
+
+
+def test_run_sim_closes_the_loop_and_films_it(nano_bundle, tmp_path, capsys):
+    """`harmowam-edge run --sim`: the runtime's own run command on the simulated rig, with --video."""
+    video = tmp_path / "run.mp4"
+    code, out, err = _run(
+        capsys, "run", "--sim", "--bundle", str(nano_bundle), "--duration", "2", "--video", str(video), "--quiet"
+    )
+    assert code == 0, err
+    said = out + err  # progress lines go to stderr, the summary to stdout
+    assert "simulated rig (MuJoCo" in said
+    assert "duration reached" in said
+    assert f"wrote {video}" in said
+    assert video.stat().st_size > 1000
+
+
+def test_run_sim_arm_count_must_match_the_bundle(nano_bundle, tmp_path, capsys):
+    code, _, err = _run(capsys, "run", "--sim", "--bundle", str(nano_bundle), "--arms", "2", "--duration", "1")
+    assert code == 2
+    assert "--arms 2: the bundle" in err
+    assert "drives 1 arm(s)" in err
+    code, _, err = _run(capsys, "run", "--bundle", str(nano_bundle), "--arms", "2")
+    assert code == 2
+    assert "needs --sim" in err
+    code, _, err = _run(capsys, "run", "--sim", "--bundle", str(nano_bundle), "--video", str(tmp_path / "x.avi"))
+    assert code == 2
+    assert ".mp4 or .png" in err
