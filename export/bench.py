@@ -152,7 +152,7 @@ def prepare_preset(preset: str, work: Path) -> Prepared:
     for n in GRAPH_ORDER:
         for act in ("s8", "u8"):
             dst = graphs[n].with_name(f"{n}.int8-{act}.onnx")
-            quantize_int8(graphs[n], dst, feeds[n], act)
+            quantize_int8(graphs[n], dst, feeds[n], act, calibration_cache=graphs[n].with_name(f"{n}.ranges.json"))
             int8[act][n] = dst
     return Prepared(preset, ck_dir, graphs, int8, params, {n: c.flops for n, c in cx.items()}, export_s)
 

@@ -166,11 +166,19 @@ def _activation_matmuls(model: Any) -> list[str]:
 INT8_ACTIVATIONS = ("s8", "u8")
 
 
-def quantize_int8(src: Path, dst: Path, feeds: Sequence[Mapping[str, np.ndarray]], activations: str = "s8") -> None:
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    activations: str = "s8",
+    calibration_cache: Path | None = None,
+) -> None:
     """Static INT8, QDQ format, per-channel symmetric int8 weights (MinMax ranges).
 
     activations "s8": symmetric signed int8, zero point 0, what TensorRT and ARM CPUs run natively (the default).
     "u8": asymmetric uint8, ONNX Runtime's fast path on x86 (VNNI is u8 x s8); TensorRT refuses such graphs.
+    `calibration_cache`: a JSON file of measured ranges, written on the first call and reused after (the same
+    ranges serve s8 and u8).
     """
     if activations not in INT8_ACTIVATIONS:
         raise ExportError(f"--int8-activations: expected s8 or u8, got {activations!r}")
@@ -204,6 +212,7 @@ def quantize_int8(src: Path, dst: Path, feeds: Sequence[Mapping[str, np.ndarray]
                     "WeightSymmetric": True,
                     "MatMulConstBOnly": True,
                 },
+                calibration_cache_path=calibration_cache,
             )
     onnx.checker.check_model(str(dst))
 
