@@ -117,7 +117,8 @@ def demos(
     fps: Annotated[int, typer.Option("--fps", help="Camera frame rate.")] = 30,
     depth: Annotated[bool, typer.Option("--depth/--no-depth", help="Record aligned z16 depth too.")] = True,
     bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="Take cameras and arm count from this deploy bundle.")
+        Path | None,
+        typer.Option("--bundle", help="Drive through the runtime's control loop with this bundle's cameras and arms."),
     ] = None,
     record_hz: Annotated[float, typer.Option("--record-hz", help="Recorded steps per second.")] = 10.0,
 ) -> None:
@@ -126,8 +127,16 @@ def demos(
     from harmowam_edge.errors import ConfigError
     from harmowam_edge.sim.demos import collect_demos
 
+    if not record_hz > 0:
+        raise ConfigError(f"--record-hz: expected a rate > 0, got {record_hz}")
     if bundle is not None:
-        specs, arms = bundle_cameras_and_arms(bundle)
+        # Through the runtime's own control loop, on the bundle's cameras, action space and chunking.
+        from harmowam_edge.sim.loop_expert import collect_demos_via_runtime
+
+        bundle_cameras_and_arms(bundle)  # a clear error for a path that is not a bundle, before anything starts
+        meta = collect_demos_via_runtime(
+            bundle, task, episodes, out, object_name=object_name, seed=seed, record_hz=record_hz, progress=typer.echo
+        )
     else:
         w, h = _parse_size(size)
         names = [n.strip() for n in cameras.split(",") if n.strip()]
@@ -135,19 +144,17 @@ def demos(
             raise ConfigError("--cameras: expected at least one camera name")
         streams = ("color", "depth") if depth else ("color",)
         specs = tuple(CameraSpec(n, w, h, fps, streams) for n in names)
-    if not record_hz > 0:
-        raise ConfigError(f"--record-hz: expected a rate > 0, got {record_hz}")
-    meta = collect_demos(
-        task,
-        episodes,
-        out,
-        arms=arms,
-        cameras=specs,  # type: ignore[arg-type]
-        object_name=object_name,
-        seed=seed,
-        record_hz=record_hz,
-        progress=typer.echo,
-    )
+        meta = collect_demos(
+            task,
+            episodes,
+            out,
+            arms=arms,
+            cameras=specs,
+            object_name=object_name,
+            seed=seed,
+            record_hz=record_hz,
+            progress=typer.echo,
+        )
     done = meta["episodes"]
     ok = sum(1 for e in done if e["success"])
     typer.echo(f"scripted expert: {ok}/{len(done)} episodes succeeded ({meta['success_rate']:.0%}); wrote {out}")

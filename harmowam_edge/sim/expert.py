@@ -232,7 +232,7 @@ class ScriptedExpert:
             if delay > 0:
                 time.sleep(delay)
         result.duration_s = time.monotonic() - t0
-        self._judge(result, plan, obj_start, acting)
+        judge(self.rig, result, plan, obj_start, acting)
         return result
 
     def _observe(self, index: int, now: float, action: np.ndarray, result: EpisodeResult) -> Step:
@@ -271,24 +271,33 @@ class ScriptedExpert:
             action=action.astype(np.float32),
         )
 
-    def _judge(self, result: EpisodeResult, plan: planning.TaskPlan, obj_start: np.ndarray, acting: int) -> None:
-        world = self.rig.world
-        time.sleep(0.2)  # let the object settle where it ends up
-        obj_end, _ = world.object_pose(plan.object)
-        tcp = world.tcp_position(acting)
-        result.lift_m = float(obj_end[2] - obj_start[2])
-        result.reached = bool(result.reach_error_m <= REACH_TOLERANCE)
-        if plan.kind == "reach":
-            result.success = bool(np.linalg.norm(tcp - plan.approach_position) <= REACH_TOLERANCE)
-        elif plan.kind == "pick":
-            held = bool(np.linalg.norm(obj_end - tcp) < 0.03)
-            result.success = result.lift_m >= LIFT_SUCCESS and held
-            if not held:
-                result.notes.append("the object is not between the fingers at the end")
-        else:
-            goal = world.goal_position()
-            result.place_error_m = float(np.linalg.norm(obj_end[:2] - goal[:2]))
-            resting = bool(abs(obj_end[2] - obj_start[2]) < 0.01)
-            result.success = result.place_error_m <= PLACE_TOLERANCE and resting
-        if result.limit_violations:
-            result.notes.append(f"{result.limit_violations} measured positions outside the joint limits")
+
+def judge(
+    rig: SimRig,
+    result: EpisodeResult,
+    plan: planning.TaskPlan,
+    obj_start: np.ndarray,
+    acting: int,
+    settle_s: float = 0.2,
+) -> None:
+    """Fill in success from the simulator's ground truth (after `settle_s` for the object to come to rest)."""
+    world = rig.world
+    time.sleep(settle_s)
+    obj_end, _ = world.object_pose(plan.object)
+    tcp = world.tcp_position(acting)
+    result.lift_m = float(obj_end[2] - obj_start[2])
+    result.reached = bool(result.reach_error_m <= REACH_TOLERANCE)
+    if plan.kind == "reach":
+        result.success = bool(np.linalg.norm(tcp - plan.approach_position) <= REACH_TOLERANCE)
+    elif plan.kind == "pick":
+        held = bool(np.linalg.norm(obj_end - tcp) < 0.03)
+        result.success = result.lift_m >= LIFT_SUCCESS and held
+        if not held:
+            result.notes.append("the object is not between the fingers at the end")
+    else:
+        goal = world.goal_position()
+        result.place_error_m = float(np.linalg.norm(obj_end[:2] - goal[:2]))
+        resting = bool(abs(obj_end[2] - obj_start[2]) < 0.01)
+        result.success = result.place_error_m <= PLACE_TOLERANCE and resting
+    if result.limit_violations:
+        result.notes.append(f"{result.limit_violations} measured positions outside the joint limits")
