@@ -8,7 +8,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,16 +51,27 @@ class Timing:
     n: int
 
 
-def measure(fn: Callable[[], object], max_iters: int, budget_s: float, warmup: int = 2) -> Timing:
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
+def measure(
+    fns: Mapping[str, Callable[[], object]], max_iters: int, budget_s: float, warmup: int = 2
+) -> dict[str, Timing]:
+    """Time several functions interleaved, a few calls of each in turn, so that load from other processes on
+    this shared machine falls on all of them alike and their ratios stay meaningful."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    chunk = max(1, min(10, max_iters // 5))
     start = time.perf_counter()
-    while len(times) < 3 or (len(times) < max_iters and time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return Timing(float(np.percentile(times, 50)), float(np.percentile(times, 99)), len(times))
+    while True:
+        for k, fn in fns.items():
+            for _ in range(chunk):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append((time.perf_counter() - t0) * 1e3)
+        n = min(len(v) for v in times.values())
+        if n >= max_iters or (n >= 3 and time.perf_counter() - start > budget_s * len(fns)):
+            break
+    return {k: Timing(float(np.percentile(v, 50)), float(np.percentile(v, 99)), len(v)) for k, v in times.items()}
 
 
 @dataclass
@@ -186,25 +197,31 @@ def bench_preset(prep: Prepared, say: Callable[[str], None]) -> PresetResult:
     say(f"{preset}: timing networks")
     for n in GRAPH_ORDER:
         feed = random_feed(io[n][0], cfg, rng)
-        res.networks[n] = {
-            e: measure(_call(runners[n], feed), max_iters, budget, warmup) for e, runners in engines.items()
-        }
+        res.networks[n] = measure(
+            {e: _call(runners[n], feed) for e, runners in engines.items()}, max_iters, budget, warmup
+        )
     say(f"{preset}: timing policy steps")
     o = obs[0]
     z = rng.standard_normal(shape).astype(np.float32)
-    unrolled = measure(_chain_fn(engines["ort_fp32"], o, z, "predictive", steps, "unrolled"), max_iters, budget, warmup)
-    stepped = measure(_chain_fn(engines["ort_fp32"], o, z, "predictive", steps, "step"), max_iters, budget, warmup)
-    mode = "unrolled" if unrolled.p50 <= stepped.p50 else "step"
+    flow = measure(
+        {m: _chain_fn(engines["ort_fp32"], o, z, "predictive", steps, m) for m in ("unrolled", "step")},
+        max_iters,
+        budget,
+        warmup,
+    )
+    mode = "unrolled" if flow["unrolled"].p50 <= flow["step"].p50 else "step"
     res.flow = {
-        "unrolled_path_p50": unrolled.p50,
-        "step_path_p50": stepped.p50,
+        "unrolled_path_p50": flow["unrolled"].p50,
+        "step_path_p50": flow["step"].p50,
         "unrolled_is_default": mode == "unrolled",
     }
     for path in ("reactive", "predictive"):
-        res.steps[path] = {
-            e: measure(_chain_fn(runners, o, z, path, steps, mode), max_iters, budget, warmup)
-            for e, runners in engines.items()
-        }
+        res.steps[path] = measure(
+            {e: _chain_fn(runners, o, z, path, steps, mode) for e, runners in engines.items()},
+            max_iters,
+            budget,
+            warmup,
+        )
 
     t_out = [PolicyChain(eager, steps, mode).run(h, z) for h in obs[:3]]
     f_out = [PolicyChain(engines["ort_fp32"], steps, mode).run(h, z) for h in obs]
@@ -312,7 +329,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
-        "note": "shared machine: other processes may run; medians and ratios from one run",
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "note": "shared machine: other processes may run; medians and ratios from one run, engines interleaved",
     }
 
 
@@ -324,6 +342,7 @@ def run_bench(
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="harmowam-export-bench-") as tmp:
         say(f"exporting and quantizing {', '.join(presets)} ({workers} worker processes)")
         # Biggest first, so the two workers finish at about the same time.
@@ -331,15 +350,20 @@ def run_bench(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {p: pool.submit(prepare_preset, p, Path(tmp)) for p in order}
             prepared = {p: f.result() for p, f in futures.items()}
-        say(f"prepared in {time.perf_counter() - t0:.0f} s; timing one preset at a time")
+        say(
+            f"prepared in {time.perf_counter() - t0:.0f} s; timing one preset at a time "
+            f"(load average {os.getloadavg()[0]:.2f}: other processes share these cores)"
+        )
         results = []
         for p in presets:
             results.append(bench_preset(prepared[p], say))
     rows = [row for r in results for row in rows_for(r)]
+    machine = machine_info()
+    machine["load_average_1min_at_start"] = load_start
     doc = {
         "area": "export",
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+        "machine": machine,
         "rows": rows,
     }
     return doc, results

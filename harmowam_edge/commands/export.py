@@ -341,7 +341,11 @@ def bench(
                 f"{timings['ort_fp32'].p50 / timings['ort_int8_u8'].p50:.2f}x",
             )
         console.print(t)
-    targets = Table(title="targets (design §6)")
+    m = doc["machine"]
+    targets = Table(
+        title=f"targets (design §6); shared machine: load average {m['load_average_1min_at_start']} at the "
+        f"start, {m['load_average_1min']} at the end (2 cores)"
+    )
     for col in ("metric", "value", "target", "ok"):
         targets.add_column(col)
     for row in doc["rows"]:
