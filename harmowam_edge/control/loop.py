@@ -491,7 +491,11 @@ class _Session:
             inference = threading.Thread(target=self._inference_thread, name="inference", daemon=True)
             control.start()
             inference.start()
-            self._supervise()
+            boosted = self._boost_link_readers()
+            try:
+                self._supervise()
+            finally:
+                _restore_priorities(boosted)
         except BaseException as e:
             # Start-up failures and anything unexpected in the supervisor end in the same safe stop.
             kind = INTERRUPTED if isinstance(e, KeyboardInterrupt) else INTERNAL_ERROR
@@ -669,6 +673,26 @@ class _Session:
         except (PermissionError, OSError) as e:
             self.realtime = f"normal priority ({e.strerror or e}; allow rtprio {prio} for a steadier loop)"
             log.info("control thread: %s", self.realtime)
+
+    def _boost_link_readers(self) -> list[tuple[int, int, int]]:
+        """The arm links' reader threads get a SCHED_FIFO priority just below the control thread's for the run:
+        starved of CPU by inference, they would deliver states late and the safety filter would e-stop a healthy
+        arm (seen with ONNX Runtime on every core of a loaded 2-core machine). Returns what to restore."""
+        prio = self.opt.realtime_priority
+        if prio is None or not hasattr(os, "sched_setscheduler"):
+            return []
+        changed = []
+        for t in threading.enumerate():
+            if not t.name.startswith("armlink-") or t.native_id is None:
+                continue
+            tid = t.native_id
+            try:
+                old = (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority)
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(max(1, prio - 1)))
+                changed.append((tid, *old))
+            except (PermissionError, OSError):
+                break
+        return changed
 
     def _read_states(self, now: float) -> list[ArmState] | None:
         states: list[ArmState] = []
@@ -931,6 +955,12 @@ class _Session:
             "errors": list(self.errors),
         }
         return out
+
+
+def _restore_priorities(changed: list[tuple[int, int, int]]) -> None:
+    for tid, policy, prio in changed:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(tid, policy, os.sched_param(prio))
 
 
 def _link_stats(link: ArmClient) -> dict[str, Any]:

@@ -25,9 +25,13 @@ import numpy as np
 
 from harmowam_edge.bundle.loader import LoadedBundle, load_bundle
 from harmowam_edge.bundle.schema import (
+    FLOW_DT,
+    FLOW_STATE,
+    FLOW_TIME,
     GATE,
     NOISE,
     PREDICTIVE_EXPERT,
+    PREDICTIVE_EXPERT_STEP,
     REACTIVE_EXPERT,
     WORLD_MODEL,
 )
@@ -118,27 +122,32 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
             t0 = time.perf_counter()
             policy.step(obs, force=mode)  # type: ignore[arg-type]
             per_path[mode].append(time.perf_counter() - t0)
-    # Bare engine calls with the feeds a step builds, alternating with full policy steps.
+    # Bare engine calls with the feeds a step builds, alternating with full policy steps: each engine's own call
+    # (ONNX Runtime's InferenceSession.run) on ready-made feeds; the step graph N times in `step` flow mode.
     feeds = policy._feeds(obs)
     e = bundle.engines
-    pred = e.get(PREDICTIVE_EXPERT)
-    overhead = None
-    if pred is not None:
-        feeds.update(e[WORLD_MODEL].run(feeds))
-        feeds[NOISE] = np.zeros((1, policy.k, policy.a), np.float32)
-        # The reference: each engine's own call (ONNX Runtime's InferenceSession.run) on ready-made feeds.
-        calls = [getattr(eng, "bare", eng.run) for eng in (e[WORLD_MODEL], e[GATE], e[REACTIVE_EXPERT], pred)]
-        bare, full = [], []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            for call in calls:
-                call(feeds)
-            t1 = time.perf_counter()
-            policy.step(obs, force="blend")
-            t2 = time.perf_counter()
-            bare.append(t1 - t0)
-            full.append(t2 - t1)
-        overhead = float(np.median(full) / np.median(bare) - 1.0)
+    feeds.update(e[WORLD_MODEL].run(feeds))
+    noise = np.zeros((1, policy.k, policy.a), np.float32)
+    if bundle.flow_mode == "unrolled":
+        feeds[NOISE] = noise
+        flow = [e[PREDICTIVE_EXPERT]]
+    else:
+        n = bundle.manifest.policy.flow_steps
+        feeds.update({FLOW_STATE: noise, FLOW_TIME: np.zeros(1, np.float32), FLOW_DT: np.full(1, 1 / n, np.float32)})
+        flow = [e[PREDICTIVE_EXPERT_STEP]] * n
+    engines = [e[WORLD_MODEL], e[GATE], e[REACTIVE_EXPERT], *flow]
+    calls = [getattr(eng, "bare", eng.run) for eng in engines]
+    bare, full = [], []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        for call in calls:
+            call(feeds)
+        t1 = time.perf_counter()
+        policy.step(obs, force="blend")
+        t2 = time.perf_counter()
+        bare.append(t1 - t0)
+        full.append(t2 - t1)
+    overhead = float(np.median(full) / np.median(bare) - 1.0)
     ms = {k: np.asarray(v) * 1000.0 for k, v in per_path.items()}
     is_target = preset == TARGET_PRESET
     note = "" if is_target else f" (target for the {TARGET_PRESET} preset; this is {preset})"
@@ -157,10 +166,9 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
     report.add("policy step p99, blended (both experts)", float(np.quantile(ms["blend"], 0.99)), "ms")
     ratio = p50["reactive"] / p50["predictive"]
     report.add("reactive / predictive path (p50)", ratio, "x", "<= 0.333", ratio <= 1 / 3)
-    if overhead is not None:
-        report.add(
-            "runtime overhead: policy step vs bare engine calls (p50)", overhead * 100, "%", "<= 5 %", overhead <= 0.05
-        )
+    report.add(
+        "runtime overhead: policy step vs bare engine calls (p50)", overhead * 100, "%", "<= 5 %", overhead <= 0.05
+    )
     report.details["policy_ms"] = {
         k: {"p50": float(np.median(v)), "p99": float(np.quantile(v, 0.99)), "n": len(v)} for k, v in ms.items()
     }
@@ -226,7 +234,12 @@ def _rig_parts(bundle: LoadedBundle, workdir: Path) -> tuple[list[Any], list[Any
 
 
 def bench_loop(
-    bundle_path: Path, bundle: LoadedBundle, duration_s: float, report: BenchReport, say: Callable[[str], None]
+    bundle_path: Path,
+    bundle: LoadedBundle,
+    duration_s: float,
+    report: BenchReport,
+    say: Callable[[str], None],
+    threads: int | None = None,
 ) -> None:
     from harmowam_edge.control.loop import Rig, RunOptions, run_policy
     from harmowam_edge.control.safety import SafetyConfig
@@ -273,8 +286,12 @@ def bench_loop(
             say("start-up to the first setpoint with a warm bundle ...")
             startups, policy_startups = [], []
             for _ in range(3):
+                # A fresh firmware each time, as after a power-up (the loop run may have ended in an e-stop).
+                for sim in sims:
+                    sim.stop()
+                ports = [sim.start() for sim in sims]
                 t_launch = time.monotonic()
-                b2 = load_bundle(bundle_path)
+                b2 = load_bundle(bundle_path, threads=threads)
                 try:
                     s2 = run_policy(
                         b2,
@@ -303,15 +320,16 @@ def run_bench(
     *,
     duration_s: float = 60.0,
     iterations: int = 200,
+    threads: int | None = None,
     say: Callable[[str], None] = print,
 ) -> BenchReport:
     report = BenchReport(machine=machine_info())
     say(f"loading {bundle_path} ...")
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, threads=threads)
     try:
         say(f"policy step per path ({iterations} steps each, {bundle.backend}) ...")
         bench_policy(bundle, iterations, report)
-        bench_loop(bundle_path, bundle, duration_s, report, say)
+        bench_loop(bundle_path, bundle, duration_s, report, say, threads)
     finally:
         bundle.close()
     report.notes.append(
