@@ -52,7 +52,11 @@ class Timing:
 
 
 def measure(
-    fns: Mapping[str, Callable[[], object]], max_iters: int, budget_s: float, warmup: int = 2
+    fns: Mapping[str, Callable[[], object]],
+    max_iters: int,
+    budget_s: float,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Time several functions interleaved, a few calls of each in turn, so that load from other processes on
     this shared machine falls on all of them alike and their ratios stay meaningful."""
@@ -65,9 +69,9 @@ def measure(
     while True:
         for k, fn in fns.items():
             for _ in range(chunk):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                times[k].append((time.perf_counter() - t0) * 1e3)
+                times[k].append((clock() - t0) * 1e3)
         n = min(len(v) for v in times.values())
         if n >= max_iters or (n >= 3 and time.perf_counter() - start > budget_s * len(fns)):
             break
@@ -83,6 +87,9 @@ class PresetResult:
     networks: dict[str, dict[str, Timing]] = field(default_factory=dict)  # network -> engine -> timing
     steps: dict[str, dict[str, Timing]] = field(default_factory=dict)  # reactive/predictive -> engine -> timing
     flow: dict[str, float] = field(default_factory=dict)
+    # ONNX Runtime FP32 with 1 thread, CPU time of the calling thread (where a 1-thread session runs): the work
+    # of a policy step, which other processes' load barely changes, unlike wall time.
+    cpu_1thread: dict[str, Timing] = field(default_factory=dict)
     parity_max_action: float = 0.0
     int8_pct_p99: float = 0.0
     int8_gate_agreement: float = 0.0
@@ -92,7 +99,9 @@ def _call(runner: Runner, feed: Feed) -> Callable[[], Feed]:
     return lambda: runner(feed)
 
 
-def _chain_fn(runners: dict[str, Runner], obs: Feed, noise: Any, path: str, steps: int, mode: str) -> Callable[[], Any]:
+def _chain_fn(
+    runners: Mapping[str, Runner], obs: Feed, noise: Any, path: str, steps: int, mode: str
+) -> Callable[[], Any]:
     def run() -> Any:
         wm = runners[WORLD_MODEL](obs)
         feed = {**obs, **wm}
@@ -223,6 +232,15 @@ def bench_preset(prep: Prepared, say: Callable[[str], None]) -> PresetResult:
             warmup,
         )
 
+    one = {n: OrtRunner(p, 1) for n, p in prep.graphs.items()}
+    res.cpu_1thread = measure(
+        {path: _chain_fn(one, o, z, path, steps, mode) for path in ("reactive", "predictive")},
+        max_iters,
+        budget,
+        warmup,
+        clock=time.thread_time,
+    )
+
     t_out = [PolicyChain(eager, steps, mode).run(h, z) for h in obs[:3]]
     f_out = [PolicyChain(engines["ort_fp32"], steps, mode).run(h, z) for h in obs]
     # The INT8 bundle's plan: world model and reactive expert INT8 (s8); gate and flow FP16 on a Jetson, FP32
@@ -272,6 +290,8 @@ def rows_for(r: PresetResult) -> list[dict[str, Any]]:
         rows.append(_row(f"{p} {path} path ort_fp32 speed-up vs torch", speed, "x", ">= 3x", speed >= 3.0))
         for e in ("ort_int8", "ort_int8_u8"):
             rows.append(_row(f"{p} {path} path {e} speed-up vs fp32", s["ort_fp32"].p50 / s[e].p50, "x"))
+    for path, cpu in r.cpu_1thread.items():
+        rows.append(_row(f"{p} {path} path ort_fp32 1-thread CPU time p50 (load-independent work)", cpu.p50, "ms"))
     ratio = r.steps["reactive"]["ort_fp32"].p50 / r.steps["predictive"]["ort_fp32"].p50
     target = "<= 0.333" if p == "small" else None
     rows.append(
