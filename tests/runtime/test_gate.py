@@ -17,6 +17,7 @@ weights = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=16).map(lambda w: n
 @given(w=weights)
 def test_first_decision_follows_the_plain_thresholds(w) -> None:
     mode = decide(w, P, None)
+    w = w.astype(np.float64)
     if w.max() < P.low:
         assert mode == "reactive"
     elif w.min() > P.high:
