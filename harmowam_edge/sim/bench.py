@@ -135,7 +135,7 @@ def bench_physics(report: BenchReport, arms: int = 1, seconds: float = 3.0) -> N
 
 def bench_rig(report: BenchReport, seconds: float = 4.0, width: int = 640, height: int = 480) -> None:
     """The rig as the runtime uses it: 200 Hz setpoints over the PTY, a 30 fps RGB-D camera, physics."""
-    from firmware_bridge.client import ArmLink
+    from firmware_bridge import ArmLink
     from harmowam_edge.sim.arm import HOME
     from harmowam_edge.sim.rig import open_sim_rig
 

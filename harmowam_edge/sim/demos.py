@@ -151,7 +151,7 @@ def collect_demos(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the scripted expert for `episodes` episodes (seeds seed, seed+1, ...) and write them under `out`."""
-    from firmware_bridge.client import ArmLink
+    from firmware_bridge import ArmLink
 
     if episodes < 1:
         raise ConfigError(f"--episodes: expected at least 1, got {episodes}")

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_bridge.arm_interface import ArmClient, ArmState
-from firmware_bridge.protocol import FaultBits
+from firmware_bridge import ArmClient, ArmState, FaultBits
 from harmowam_edge.errors import ConfigError, HarmowamError
 from harmowam_edge.sim import planning, scene
 from harmowam_edge.sim.rig import SimRig
@@ -133,6 +132,13 @@ class EpisodeResult:
         }
 
 
+def unplannable(task: Task, seed: int, arm: str, error: Exception) -> EpisodeResult:
+    """The result of an episode whose plan could not be made (nothing was sent to the arm)."""
+    result = EpisodeResult(task, seed, arm, False, False, float("inf"), 0.0, None, 0.0, 0, 0, 0, 0)
+    result.notes.append(f"no plan: {error}")
+    return result
+
+
 def choose_arm(rig: SimRig, object_name: str) -> int:
     """The arm that picks: the one whose base is nearest the object (single arm: that one)."""
     pos, _ = rig.world.object_pose(object_name)
@@ -194,7 +200,10 @@ class ScriptedExpert:
         starts = [_state(link) for link in self.links]
         q_start = [np.asarray(s.positions, float) for s in starts]
         g_start = [float(s.gripper or 0.0) for s in starts]
-        plan = planning.plan_task(world, acting, task.kind, task.object, q_start[acting], g_start[acting])
+        try:
+            plan = planning.plan_task(world, acting, task.kind, task.object, q_start[acting], g_start[acting])
+        except planning.IKError as e:  # an unreachable layout is a failed episode, not a crash
+            return unplannable(task, seed, rig.arm_names[acting], e)
         obj_start, _ = world.object_pose(task.object)
         target = plan.approach_position if task.kind == "reach" else plan.grasp_position
         period = 1.0 / self.control_hz

@@ -18,19 +18,31 @@ from typing import Any, cast
 
 import numpy as np
 
+from firmware_bridge import ArmLink, ArmMode
 from harmowam_edge.bundle.loader import LoadedBundle, load_bundle
 from harmowam_edge.bundle.schema import Manifest
 from harmowam_edge.cameras.frames import Frame
 from harmowam_edge.control.loop import Rig, RunObserver, RunOptions, RunSummary, TickRecord, run_policy
+from harmowam_edge.control.safety import SafetyConfig
 from harmowam_edge.errors import ConfigError
 from harmowam_edge.policy.gate import GateMode
 from harmowam_edge.policy.policy import STAGES, ActionChunk, Observation
 from harmowam_edge.sim import planning
 from harmowam_edge.sim.demos import DemoWriter, check_out_dir
-from harmowam_edge.sim.expert import RECORD_HZ, EpisodeResult, Step, Task, choose_arm, judge, parse_task
+from harmowam_edge.sim.expert import (
+    RECORD_HZ,
+    EpisodeResult,
+    Step,
+    Task,
+    choose_arm,
+    judge,
+    parse_task,
+    unplannable,
+)
 from harmowam_edge.sim.rig import SimRig, open_sim_rig
 
 SCRIPTED_MODE = cast(GateMode, "scripted")  # not a gate decision: the chunks come from the plan
+SIM_STATE_TIMEOUT_S = 0.5  # as run --sim
 RUN_MARGIN_S = 2.0  # run time beyond the plan: start-up (enable, first frame) and the judging after it ends
 
 
@@ -204,6 +216,16 @@ class DemoObserver(RunObserver):
         return result
 
 
+def _clear_estops(rig: SimRig) -> None:
+    """A run that ended on a fault leaves its arm e-stopped (latched, as a real firmware does); between
+    episodes the operator resets it, here through the same link a person would use."""
+    for port, address in zip(rig.arm_ports, rig.arm_addresses, strict=True):
+        with ArmLink.open(port, arm=address) as link:
+            state = link.wait_state(1.0)
+            if state is not None and state.mode is ArmMode.ESTOP:
+                link.reset_estop()
+
+
 def run_episode_via_runtime(
     bundle: LoadedBundle,
     rig: SimRig,
@@ -212,14 +234,19 @@ def run_episode_via_runtime(
     *,
     record_hz: float = RECORD_HZ,
     on_step: Callable[[Step], None] | None = None,
-) -> tuple[EpisodeResult, RunSummary]:
-    """Reset the world for `seed`, plan from the arms' home pose, and run the plan through `run_policy`."""
+) -> tuple[EpisodeResult, RunSummary | None]:
+    """Reset the world for `seed`, plan from the arms' home pose, and run the plan through `run_policy`
+    (the summary is None when no plan could be made and nothing ran)."""
+    _clear_estops(rig)
     rig.world.reset(seed)
     time.sleep(0.05)  # the firmware's reference follows the teleported arm while disabled
     acting = choose_arm(rig, task.object)
     plans: list[planning.TaskPlan | None] = [None] * len(rig.plants)
     start = rig.plants[acting].measure()
-    plans[acting] = planning.plan_task(rig.world, acting, task.kind, task.object, start.positions, start.gripper)
+    try:
+        plans[acting] = planning.plan_task(rig.world, acting, task.kind, task.object, start.positions, start.gripper)
+    except planning.IKError as e:  # an unreachable layout is a failed episode, not a crash
+        return unplannable(task, seed, rig.arm_names[acting], e), None
     policy = ScriptedPolicy(bundle.manifest, plans, task)
     observer = DemoObserver(rig, policy, acting, record_hz, on_step)
     options = RunOptions(
@@ -227,6 +254,9 @@ def run_episode_via_runtime(
         duration_s=policy.duration + RUN_MARGIN_S,
         seed=seed,
         handle_signals=False,
+        # As `run --sim`: rendering and physics share the CPU with the loop, so allow the simulated firmware's
+        # state stream longer gaps than a real arm's before the loop calls it lost.
+        safety=SafetyConfig(state_timeout_s=SIM_STATE_TIMEOUT_S),
     )
     t0 = time.monotonic()
     summary = run_policy(

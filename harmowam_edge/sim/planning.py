@@ -92,7 +92,42 @@ class IKSolver:
         q0: np.ndarray,
         *,
         tolerance: float = 1e-4,
+        accept: float = 1e-3,
         max_iterations: int = 300,
+    ) -> IKResult:
+        """From `q0`, then from a few other starts (home, base turned toward the target) if that one sticks at a
+        joint limit; a solution within `accept` (m; and 10x that in rad) of the pose is good enough to grasp."""
+        starts = [np.asarray(q0, float), np.asarray(arm_desc.HOME, float)]
+        toward = np.asarray(arm_desc.HOME, float).copy()
+        base = self.data.xpos[self.model.jnt_bodyid[self.model.dof_jntid[arm.dof[0]]]]
+        toward[0] = math.atan2(position[1] - base[1], position[0] - base[0])
+        starts.append(toward)
+        best: IKResult | None = None
+        for start in starts:
+            res = self._solve_from(arm, position, rotation, start, tolerance, max_iterations)
+            if res.position_error < tolerance and res.rotation_error < 10 * tolerance:
+                return res
+            if best is None or res.position_error + 0.1 * res.rotation_error < (
+                best.position_error + 0.1 * best.rotation_error
+            ):
+                best = res
+        assert best is not None
+        if best.position_error <= accept and best.rotation_error <= 10 * accept:
+            return best
+        raise IKError(
+            f"IK did not converge to {np.round(position, 3).tolist()} within the joint limits "
+            f"(position error {best.position_error * 1e3:.1f} mm, rotation error "
+            f"{math.degrees(best.rotation_error):.1f} deg)"
+        )
+
+    def _solve_from(
+        self,
+        arm: ArmIndex,
+        position: np.ndarray,
+        rotation: np.ndarray,
+        q0: np.ndarray,
+        tolerance: float,
+        max_iterations: int,
     ) -> IKResult:
         q = np.clip(np.asarray(q0, float).copy(), arm.lower, arm.upper)
         damping = 1e-3
@@ -111,10 +146,10 @@ class IKSolver:
             if step > 0.3:  # keep each iteration in the region where the linearisation holds
                 dq *= 0.3 / step
             q = np.clip(q + dq, arm.lower, arm.upper)
-        raise IKError(
-            f"IK did not converge to {np.round(position, 3).tolist()} within the joint limits "
-            f"(position error {err_p * 1e3:.1f} mm, rotation error {math.degrees(err_r):.1f} deg)"
-        )
+        pos, rot = self.tcp_pose(arm, q)
+        err_p = float(np.linalg.norm(position - pos))
+        err_r = float(np.linalg.norm(_rotation_error(rot, rotation)))
+        return IKResult(q, err_p, err_r, max_iterations)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_bridge.plant import PlantState
+from firmware_bridge import PlantState
 from harmowam_edge.sim import arm as arm_desc
 from harmowam_edge.sim import scene
 from harmowam_edge.sim.world import SimWorld

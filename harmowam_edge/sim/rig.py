@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from firmware_bridge.sim_config import SimArmConfig
-from firmware_bridge.simulator import FirmwareSimulator
+from firmware_bridge import FirmwareSimulator, SimArmConfig
 from harmowam_edge.bundle.schema import ActionSpace, ArmSpec, CameraSpec, reference_action_space
 from harmowam_edge.cameras.frames import CameraSource
 from harmowam_edge.errors import ConfigError

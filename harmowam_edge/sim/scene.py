@@ -87,15 +87,55 @@ TABLE_HEIGHT = 0.75
 
 
 def workspace(arms: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The (x range, y range) in which objects are placed: in reach of a top-down grasp of every arm."""
+    """The (x range, y range) objects are drawn from; `reachable` then keeps what a top-down grasp can reach."""
     if arms == 1:
-        return (0.30, 0.52), (-0.22, 0.22)
-    return (0.30, 0.50), (-0.30, 0.30)
+        return (0.28, 0.50), (-0.22, 0.22)
+    return (0.25, 0.45), (-0.30, 0.30)
 
 
-def place_objects(seed: int, arms: int = 1) -> dict[str, tuple[np.ndarray, float]]:
-    """Deterministic object placement for a seed: name -> (xyz of the centre, yaw). No two objects touch."""
+# A top-down grasp (and the lift 15 cm above it) reaches this far from an arm's base, with margin before the
+# arm is stretched straight (upper arm + forearm 0.55 m, the wrist 0.155 m above the tool centre point).
+REACH_MIN, REACH_MAX = 0.26, 0.48
+
+
+def reachable(xy: np.ndarray, arms: int, every_arm: bool = False) -> bool:
+    """Whether the nearest arm (or, with `every_arm`, each arm) can reach a point on the table top-down."""
+    d = [float(np.linalg.norm(xy - np.asarray(m.pos[:2]))) for m in arm_mounts(arms)]
+    ok = [REACH_MIN <= x <= REACH_MAX for x in d]
+    return all(ok) if every_arm else ok[int(np.argmin(d))]
+
+
+GOAL_RADIUS = 0.04  # the flat target pad for pick_and_place
+GOAL_CLEARANCE = 0.04  # m between the pad's rim and any object
+
+
+def _goal_region(arms: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    # Two arms: the pad lies between them, where either arm can set down what it picked.
+    return workspace(arms) if arms == 1 else ((0.22, 0.36), (-0.05, 0.05))
+
+
+def place_scene(seed: int, arms: int = 1) -> tuple[dict[str, tuple[np.ndarray, float]], np.ndarray]:
+    """Deterministic layout for a seed: objects (name -> (xyz of the centre, yaw)) and the goal pad's centre.
+
+    Every object and the pad are within top-down reach (the pad of every arm); no two objects touch, and none
+    lies on the pad. One arm: objects first (the pad from a stream of its own, clear of them); two arms: the pad
+    first, in its small shared region, then the objects around it.
+    """
     rng = np.random.default_rng(seed)
+    goal_rng = np.random.default_rng([seed, 1])
+
+    def draw_goal(placed: dict[str, tuple[np.ndarray, float]]) -> np.ndarray:
+        (x0, x1), (y0, y1) = _goal_region(arms)
+        for _ in range(1000):
+            xy = np.array([goal_rng.uniform(x0, x1), goal_rng.uniform(y0, y1)])
+            if reachable(xy, arms, every_arm=True) and all(
+                np.linalg.norm(xy - p[:2]) > GOAL_RADIUS + object_by_name(n).footprint + GOAL_CLEARANCE
+                for n, (p, _) in placed.items()
+            ):
+                return np.array([xy[0], xy[1], TABLE_TOP_Z])
+        raise RuntimeError(f"could not place the goal for seed {seed}")  # pragma: no cover
+
+    goal = draw_goal({}) if arms == 2 else None
     (x0, x1), (y0, y1) = workspace(arms)
     placed: dict[str, tuple[np.ndarray, float]] = {}
     for obj in OBJECTS:
@@ -105,31 +145,26 @@ def place_objects(seed: int, arms: int = 1) -> dict[str, tuple[np.ndarray, float
                 np.linalg.norm(xy - p[:2]) > obj.footprint + object_by_name(n).footprint + 0.05
                 for n, (p, _) in placed.items()
             )
-            if clear:
+            off_pad = goal is None or np.linalg.norm(xy - goal[:2]) > GOAL_RADIUS + obj.footprint + GOAL_CLEARANCE
+            if clear and off_pad and reachable(xy, arms):
                 break
         else:  # pragma: no cover - the workspace holds four small objects easily
             raise RuntimeError(f"could not place {obj.name} for seed {seed}")
         yaw = float(rng.uniform(-math.pi / 4, math.pi / 4))
         placed[obj.name] = (np.array([xy[0], xy[1], TABLE_TOP_Z + obj.half_height]), yaw)
-    return placed
+    if goal is None:
+        goal = draw_goal(placed)
+    return placed, goal
 
 
-GOAL_RADIUS = 0.04  # the flat target pad for pick_and_place
+def place_objects(seed: int, arms: int = 1) -> dict[str, tuple[np.ndarray, float]]:
+    """Object placement for a seed: name -> (xyz of the centre, yaw)."""
+    return place_scene(seed, arms)[0]
 
 
 def place_goal(seed: int, arms: int = 1) -> np.ndarray:
-    """Where the target pad lies for a seed (its own random stream: adding it moved no object), clear of them."""
-    objects = place_objects(seed, arms)
-    rng = np.random.default_rng([seed, 1])
-    (x0, x1), (y0, y1) = workspace(arms)
-    for _ in range(1000):
-        xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
-        if all(
-            np.linalg.norm(xy - p[:2]) > GOAL_RADIUS + object_by_name(n).footprint + 0.04
-            for n, (p, _) in objects.items()
-        ):
-            return np.array([xy[0], xy[1], TABLE_TOP_Z])
-    raise RuntimeError(f"could not place the goal for seed {seed}")  # pragma: no cover
+    """The goal pad's centre on the table for a seed."""
+    return place_scene(seed, arms)[1]
 
 
 # --------------------------------------------------------------------------------------------------------------

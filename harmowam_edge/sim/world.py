@@ -134,13 +134,14 @@ class SimWorld:
                 self.data.ctrl[a.ctrl] = arm_desc.HOME
                 self.data.qpos[a.finger_qpos] = arm_desc.HOME_GRIPPER / 2
                 self.data.ctrl[a.finger_ctrl] = arm_desc.HOME_GRIPPER / 2
-            for name, (pos, yaw) in scene.place_objects(self.seed, self.arms).items():
+            objects, goal_pos = scene.place_scene(self.seed, self.arms)
+            for name, (pos, yaw) in objects.items():
                 j = self._id(mujoco.mjtObj.mjOBJ_JOINT, name)
                 adr = self.model.jnt_qposadr[j]
                 self.data.qpos[adr : adr + 3] = pos
                 self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
             goal = self.model.body_mocapid[self._id(mujoco.mjtObj.mjOBJ_BODY, "goal")]
-            self.data.mocap_pos[goal] = scene.place_goal(self.seed, self.arms)
+            self.data.mocap_pos[goal] = goal_pos
             mujoco.mj_forward(self.model, self.data)
 
     def step(self, n: int = 1) -> None:

@@ -21,7 +21,7 @@ def small_camera() -> CameraSpec:
 @pytest.fixture
 def open_rig():
     """open_rig(arms=1, cameras=(), seed=0) -> (rig, [ArmLink, ...]); everything is closed after the test."""
-    from firmware_bridge.client import ArmLink
+    from firmware_bridge import ArmLink
     from harmowam_edge.sim.rig import open_sim_rig
 
     stack = contextlib.ExitStack()

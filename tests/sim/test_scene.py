@@ -286,3 +286,24 @@ def test_urdf_loads_in_the_calibration_kinematics_and_agrees(tmp_path):
     for _ in range(5):
         q = rng.uniform(-1.5, 1.5, 6)
         np.testing.assert_allclose(np.asarray(kin.fk(q)), arm_desc.forward_kinematics(q)["tcp"], atol=1e-9)
+
+
+@pytest.mark.parametrize("arms", [1, 2])
+def test_every_layout_is_reachable_and_plannable(arms):
+    """Over many seeds: objects and the goal pad within top-down reach, and the expert finds a plan for each."""
+    from harmowam_edge.sim import planning
+
+    for seed in range(0, 60, 3):
+        objects, goal = scene.place_scene(seed, arms)
+        assert scene.reachable(goal[:2], arms, every_arm=True)
+        for name, (pos, _) in objects.items():
+            assert scene.reachable(pos[:2], arms)
+            assert np.linalg.norm(pos[:2] - goal[:2]) > scene.GOAL_RADIUS + scene.object_by_name(name).footprint
+    world = SimWorld(arms, [], seed=7)
+    for seed in range(0, 40, 4):
+        world.reset(seed)
+        for name in scene.OBJECT_NAMES:
+            pos, _ = world.object_pose(name)
+            acting = int(np.argmin([np.linalg.norm(pos[:2] - np.asarray(a.mount.pos[:2])) for a in world.arm_index]))
+            plan = planning.plan_task(world, acting, "pick_and_place", name, np.array(arm_desc.HOME), 0.08)
+            assert plan.place_position is not None
