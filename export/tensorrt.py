@@ -12,7 +12,6 @@ folder and renamed at the end.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ from typing import Any
 
 from export.errors import TensorRTError
 from export.manifest_io import verify_bundle
+from harmowam_edge.bundle.device import CudaDevice, NoCudaDeviceError
+from harmowam_edge.bundle.device import cuda_device as _cuda_device
 from harmowam_edge.bundle.schema import (
     ENGINE_SET_NAME,
     ENGINES_DIR,
@@ -52,38 +53,12 @@ def import_tensorrt() -> Any:
     return trt
 
 
-@dataclass(frozen=True)
-class CudaDevice:
-    name: str
-    compute_capability: str
-
-
 def cuda_device(index: int = 0) -> CudaDevice:
-    """The GPU's name and compute capability from the CUDA driver API (ctypes: no extra Python package)."""
-    for lib in ("libcuda.so.1", "libcuda.so"):
-        try:
-            cuda = ctypes.CDLL(lib)
-            break
-        except OSError:
-            continue
-    else:
-        raise TensorRTError("no CUDA driver (libcuda.so.1) on this machine: TensorRT engines need an NVIDIA GPU")
-    dev = ctypes.c_int()
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(dev), index) != 0:
-        raise TensorRTError(f"CUDA driver found but device {index} is not available (cuInit/cuDeviceGet failed)")
-    buf = ctypes.create_string_buffer(256)
-    cuda.cuDeviceGetName(buf, 256, dev)
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76
-    cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, dev)
-    cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev)
-    name = buf.value.decode(errors="replace").strip() or "unknown"
-    model = Path("/proc/device-tree/model")
-    if model.is_file():  # a Jetson reports "Orin" from the driver; the board model is clearer
-        board = model.read_bytes().rstrip(b"\x00").decode(errors="replace").strip()
-        if board:
-            name = board
-    return CudaDevice(name=name, compute_capability=f"{major.value}.{minor.value}")
+    """The GPU's name and compute capability, named exactly as the runtime names it when it looks for plans."""
+    try:
+        return _cuda_device(index)
+    except NoCudaDeviceError as e:
+        raise TensorRTError(f"{e}: TensorRT engines need an NVIDIA GPU (a Jetson)") from None
 
 
 def read_manifest(bundle: Path) -> Manifest:
