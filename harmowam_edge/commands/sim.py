@@ -34,11 +34,23 @@ def bench(
     ),
     quick: Annotated[bool, typer.Option("--quick", help="Fewer repeats (a smoke run, not figures to report).")] = False,
     rig: Annotated[bool, typer.Option("--rig/--no-rig", help="Also run the rig over its serial link.")] = True,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="Close the loop with this bundle (default: the cached demo bundle)."),
+    ] = None,
+    loop: Annotated[bool, typer.Option("--loop/--no-loop", help="Also measure the closed loop (run --sim).")] = True,
 ) -> None:
     """Render time per frame (640x480 and 160x120), physics speed, and the rig's link figures."""
     from harmowam_edge.sim.bench import run_bench
 
-    report = run_bench(quick=quick, rig=rig)
+    if loop and bundle is None:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            bundle, _ = ensure_demo_bundle(1, progress=typer.echo)
+        else:
+            typer.echo("no --bundle and no export extra (torch) to build the demo bundle: skipping the closed loop")
+    report = run_bench(quick=quick, rig=rig, bundle=bundle if loop else None)
     _print_bench_table(report)
     report.write(json_out)
     typer.echo(f"wrote {json_out}")

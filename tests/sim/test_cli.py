@@ -51,7 +51,7 @@ def test_sim_demos_rejects_an_unknown_task_in_one_line(tmp_path, capsys):
 
 def test_sim_bench_writes_the_architecture_json_format(tmp_path, capsys):
     path = tmp_path / "sim.json"
-    code, out, _ = _run(capsys, "sim", "bench", "--quick", "--no-rig", "--json", str(path))
+    code, out, _ = _run(capsys, "sim", "bench", "--quick", "--no-rig", "--no-loop", "--json", str(path))
     assert code == 0
     assert "render RGB-D 640x480" in out
     data = json.loads(path.read_text())
