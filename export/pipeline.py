@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from export.onnx_export import to_torch
+from harmowam_edge.bundle.composition import GateMode, blend, blend_weights, decide, flow_schedule
 from harmowam_edge.bundle.schema import (
     ACTIONS,
     CONTEXT,
@@ -77,13 +78,9 @@ class TorchRunner:
         return {n: o.numpy() for n, o in zip(self.output_names, outs, strict=True)}
 
 
-def gate_decision(weights: np.ndarray, gate: GateParams) -> str:
-    """Which experts run for one chunk (thresholds without hysteresis): reactive, predictive or blend."""
-    if float(weights.max()) < gate.low:
-        return "reactive"
-    if float(weights.min()) > gate.high:
-        return "predictive"
-    return "blend"
+def gate_decision(weights: np.ndarray, gate: GateParams) -> GateMode:
+    """Which experts run for one chunk, by the runtime's rule (a single observation: no hysteresis)."""
+    return decide(weights, gate)
 
 
 @dataclass
@@ -95,10 +92,10 @@ class PolicyOutput:
     reactive: np.ndarray  # [1, K, A]
     predictive: np.ndarray  # [1, K, A]
 
-    @property
-    def blended(self) -> np.ndarray:
-        w = self.gate_weights[..., None]
-        return w * self.predictive + (1.0 - w) * self.reactive
+    def blended(self, gate: GateParams) -> np.ndarray:
+        """The actions the runtime would send for this observation: its gate decision, then its blend."""
+        applied = blend_weights(self.gate_weights, decide(self.gate_weights, gate))
+        return blend(self.predictive, self.reactive, applied)
 
 
 class PolicyChain:
@@ -131,12 +128,12 @@ class PolicyChain:
 
 
 def loop_step(step: Runner, feed: Mapping[str, np.ndarray], noise: np.ndarray, n: int) -> np.ndarray:
-    """The runtime's loop over the one-step graph: x_0 = noise, t_i = i / n, dt = 1 / n."""
+    """The runtime's loop over the one-step graph (composition.flow_schedule): x_0 = noise."""
+    times, dt = flow_schedule(n)
     x = noise
-    dt = np.full((1,), 1.0 / n, dtype=np.float32)
     actions = None
-    for i in range(n):
-        out = step({**feed, FLOW_STATE: x, FLOW_TIME: np.full((1,), i / n, dtype=np.float32), FLOW_DT: dt})
+    for t in times:
+        out = step({**feed, FLOW_STATE: x, FLOW_TIME: t, FLOW_DT: dt})
         x, actions = out[FLOW_NEXT], out[ACTIONS]
     assert actions is not None
     return actions
@@ -144,11 +141,11 @@ def loop_step(step: Runner, feed: Mapping[str, np.ndarray], noise: np.ndarray, n
 
 def step_states(step: Runner, feed: Mapping[str, np.ndarray], noise: np.ndarray, n: int) -> list[Feed]:
     """Every input the step graph sees along one flow trajectory (calibration data for the step graph)."""
+    times, dt = flow_schedule(n)
     x = noise
-    dt = np.full((1,), 1.0 / n, dtype=np.float32)
     feeds = []
-    for i in range(n):
-        f = {**feed, FLOW_STATE: x, FLOW_TIME: np.full((1,), i / n, dtype=np.float32), FLOW_DT: dt}
+    for t in times:
+        f = {**feed, FLOW_STATE: x, FLOW_TIME: t, FLOW_DT: dt}
         feeds.append(f)
         x = step(f)[FLOW_NEXT]
     return feeds

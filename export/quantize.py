@@ -248,9 +248,14 @@ def accuracy(
     """End-to-end action error per path and gate agreement of a candidate chain against the FP32 chain."""
     ranges = np.array([d.range for d in cfg.action_space.dims])
     e2e = {}
-    for path in ("reactive", "predictive", "blended"):
-        ref = np.stack([getattr(o, path)[0] for o in reference])
-        cand = np.stack([getattr(o, path)[0] for o in candidate])
+    paths: dict[str, Callable[[PolicyOutput], np.ndarray]] = {
+        "reactive": lambda o: o.reactive,
+        "predictive": lambda o: o.predictive,
+        "blended": lambda o: o.blended(cfg.gate),
+    }
+    for path, pick in paths.items():
+        ref = np.stack([pick(o)[0] for o in reference])
+        cand = np.stack([pick(o)[0] for o in candidate])
         e2e[path] = _stats(np.abs(cand.astype(np.float64) - ref), ranges)
     dec_ref = [gate_decision(o.gate_weights, cfg.gate) for o in reference]
     dec_cand = [gate_decision(o.gate_weights, cfg.gate) for o in candidate]

@@ -1,47 +1,14 @@
-"""The gate decision with hysteresis (pure): which experts run for a chunk, and the per-step blend weights.
-
-`GateParams` (bundle schema): with the predictive expert's per-step weight w in [0, 1], max(w) < low → only the
-reactive expert runs; min(w) > high → only the predictive expert runs; otherwise both run and are blended per
-step. Against the previous decision the thresholds widen by `hysteresis`, so weights hovering around a threshold
-do not flip the choice (and the cost of a policy step) chunk after chunk.
-"""
+"""The gate decision with hysteresis, kept across chunks. The rules themselves are the bundle's
+(`harmowam_edge.bundle.composition`), shared with export's accuracy checks."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
+from harmowam_edge.bundle.composition import GATE_MODES, GateMode, blend_weights, decide
 from harmowam_edge.bundle.schema import GateParams
 
-GateMode = Literal["reactive", "predictive", "blend"]
-GATE_MODES: tuple[GateMode, ...] = ("reactive", "predictive", "blend")
-
-
-def decide(weights: np.ndarray, params: GateParams, previous: GateMode | None) -> GateMode:
-    """The decision for one chunk's weights [K], given the previous chunk's decision (None at the start)."""
-    w_max = float(np.max(weights))
-    w_min = float(np.min(weights))
-    h = params.hysteresis
-    if previous is None:
-        h = 0.0
-    # Staying in a single-expert mode is easier than entering it.
-    low = params.low + h if previous == "reactive" else params.low - h
-    high = params.high - h if previous == "predictive" else params.high + h
-    if w_max < low:
-        return "reactive"
-    if w_min > high:
-        return "predictive"
-    return "blend"
-
-
-def blend_weights(weights: np.ndarray, mode: GateMode) -> np.ndarray:
-    """The weights actually applied per step: 0 (reactive only), 1 (predictive only) or the gate's own."""
-    if mode == "reactive":
-        return np.zeros_like(weights)
-    if mode == "predictive":
-        return np.ones_like(weights)
-    return np.clip(weights, 0.0, 1.0)
+__all__ = ["GATE_MODES", "GateHysteresis", "GateMode", "blend_weights", "decide"]
 
 
 class GateHysteresis:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harmowam_edge.bundle.composition import blend, flow_schedule
 from harmowam_edge.bundle.loader import LoadedBundle
 from harmowam_edge.bundle.schema import (
     ACTIONS,
@@ -114,8 +115,7 @@ class Policy:
         wm_inputs = {t.name for t in self._wm.inputs}
         self._depths = [depth_input(i) if depth_input(i) in wm_inputs else None for i in range(len(m.cameras))]
         self._shapes = [(c.height, c.width, 3) for c in m.cameras]
-        self._dt = np.full((1,), 1.0 / self.flow_steps, dtype=np.float32)
-        self._times = [np.full((1,), i / self.flow_steps, dtype=np.float32) for i in range(self.flow_steps)]
+        self._times, self._dt = flow_schedule(self.flow_steps)
         self.task = ""
         self._task_embedding = np.zeros((1, m.tasks.dim), np.float32)
         self.set_task(task)
@@ -158,7 +158,7 @@ class Policy:
         if self.flow_mode == "unrolled":
             feeds[NOISE] = noise
             return self._predictive.run(feeds)[ACTIONS][0]
-        # The one-step graph looped: x_0 = noise, t_i = i / N, dt = 1 / N (flow time runs noise → actions).
+        # The one-step graph looped over composition.flow_schedule: x_0 = noise, x_{i+1} = x_next(x_i, t_i, dt).
         x = noise
         actions = None
         feeds[FLOW_DT] = self._dt
@@ -193,14 +193,7 @@ class Policy:
             predictive = self._run_predictive(feeds, noise)
             experts.append(self._predictive.name if self._predictive else PREDICTIVE_EXPERT)
         t4 = clock()
-        if reactive is None:
-            assert predictive is not None
-            actions = predictive
-        elif predictive is None:
-            actions = reactive
-        else:
-            w = applied[:, None]
-            actions = w * predictive + (1.0 - w) * reactive
+        actions = blend(predictive, reactive, applied)
         t5 = clock()
         self._steps += 1
         return ActionChunk(
