@@ -47,6 +47,8 @@ import numpy as np
 from calibration.camera_model import DISTORTION_MODELS, PinholeModel
 from calibration.errors import CalibrationFileError, CameraMismatchError
 from calibration.geometry import quat_from_matrix
+from harmowam_edge.bundle.fields import FieldReader
+from harmowam_edge.bundle.fields import join as _join
 
 SCHEMA = "harmowam-edge/camera-calibration"
 SCHEMA_VERSION = 1
@@ -356,55 +358,11 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-class _Reader:
+class _Reader(FieldReader):
+    """The project's field reader (errors name the file and field) plus rigid transforms."""
+
     def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, expected: str, got: object) -> CalibrationFileError:
-        shown = repr(got)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return CalibrationFileError(f"{self.source}: {path}: expected {expected}, got {shown}")
-
-    def obj(self, d: Any, path: str) -> Mapping[str, Any]:
-        if not isinstance(d, Mapping):
-            raise self.fail(path or "top level", "an object", d)
-        return d
-
-    def get(self, d: Mapping[str, Any], key: str, path: str) -> Any:
-        if key not in d:
-            raise CalibrationFileError(f"{self.source}: {_join(path, key)}: missing")
-        return d[key]
-
-    def str_(self, d: Mapping[str, Any], key: str, path: str) -> str:
-        v = self.get(d, key, path)
-        if not isinstance(v, str) or not v:
-            raise self.fail(_join(path, key), "a non-empty string", v)
-        return v
-
-    def int_(self, d: Mapping[str, Any], key: str, path: str, minimum: int = 0) -> int:
-        v = self.get(d, key, path)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self.fail(_join(path, key), f"an integer >= {minimum}", v)
-        return v
-
-    def float_(self, d: Mapping[str, Any], key: str, path: str, positive: bool = False) -> float:
-        v = self.get(d, key, path)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(_join(path, key), "a finite number", v)
-        if positive and v <= 0:
-            raise self.fail(_join(path, key), "a number > 0", v)
-        return float(v)
-
-    def floats(self, d: Mapping[str, Any], key: str, path: str, n: int) -> list[float]:
-        v = self.get(d, key, path)
-        if (
-            not isinstance(v, list)
-            or len(v) != n
-            or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in v)
-        ):
-            raise self.fail(_join(path, key), f"a list of {n} finite numbers", v)
-        return [float(x) for x in v]
+        super().__init__(source, CalibrationFileError)
 
     def transform(self, d: Mapping[str, Any], key: str, path: str) -> np.ndarray:
         v = self.get(d, key, path)
@@ -423,7 +381,3 @@ class _Reader:
         ):
             raise self.fail(where, "a rigid transform (orthonormal rotation, last row 0 0 0 1)", v)
         return T
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key

@@ -11,7 +11,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from export.errors import ConfigError
-from harmowam_edge.bundle import schema
+from harmowam_edge.bundle.fields import FieldReader
 from harmowam_edge.bundle.schema import ActionSpace, BundleSchemaError, CameraSpec, GateParams
 
 CONFIG_FORMAT = "harmowam-edge-checkpoint"
@@ -341,7 +341,7 @@ class CheckpointConfig:
             if key not in d:
                 raise ConfigError(f"{key}: missing")
         arch = Architecture.from_dict(d["architecture"])
-        reader = schema._Reader(source)
+        reader = FieldReader(source, BundleSchemaError)
         space = ActionSpace.from_dict(reader, d["action_space"], "action_space")
         norm = Normalization.from_dict(d["normalization"], space.size)
         cams_raw = d["cameras"]

@@ -60,10 +60,15 @@ def _allowed(package: str, rel: str, module: str, top_level: bool) -> str | None
             "harmowam_edge.bundle",
         ):
             return None
-        return "export may import the bundle schema (harmowam_edge.bundle.schema) only"
+        return "export may import the bundle package (harmowam_edge.bundle: schema, fields, composition, device) only"
     if package == "calibration":
         if head == "firmware_bridge" or module.startswith(
-            ("harmowam_edge.cameras", "harmowam_edge.bundle.schema", "harmowam_edge.errors")
+            (
+                "harmowam_edge.cameras",
+                "harmowam_edge.bundle.schema",
+                "harmowam_edge.bundle.fields",
+                "harmowam_edge.errors",
+            ),
         ):
             return None
         return "calibration may import harmowam_edge camera sources and the firmware_bridge client only"

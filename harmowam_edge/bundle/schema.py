@@ -7,12 +7,13 @@ field path (``manifest.json: policy.chunk_size: expected an integer >= 1, got -1
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
+
+from harmowam_edge.bundle.fields import FieldReader
+from harmowam_edge.bundle.fields import join as _join
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -63,93 +64,6 @@ def depth_input(index: int) -> str:
     return DEPTH_INPUT.format(index=index)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Field readers: each names the field path in its error.
-
-
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, expected: str, got: object) -> BundleSchemaError:
-        shown = repr(got)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return BundleSchemaError(f"{self.source}: {path}: expected {expected}, got {shown}")
-
-    def obj(self, d: Any, path: str) -> Mapping[str, Any]:
-        if not isinstance(d, Mapping):
-            raise self.fail(path, "an object", d)
-        return d
-
-    def get(self, d: Mapping[str, Any], key: str, path: str) -> Any:
-        if key not in d:
-            where = f"{path}.{key}" if path else key
-            raise BundleSchemaError(f"{self.source}: {where}: missing")
-        return d[key]
-
-    def str_(self, d: Mapping[str, Any], key: str, path: str, pattern: str | None = None) -> str:
-        v = self.get(d, key, path)
-        where = _join(path, key)
-        if not isinstance(v, str) or not v:
-            raise self.fail(where, "a non-empty string", v)
-        if pattern is not None and not re.fullmatch(pattern, v):
-            raise self.fail(where, f"a string matching {pattern}", v)
-        return v
-
-    def choice(self, d: Mapping[str, Any], key: str, path: str, choices: Sequence[str]) -> str:
-        v = self.get(d, key, path)
-        if v not in choices:
-            raise self.fail(_join(path, key), "one of " + ", ".join(choices), v)
-        return cast(str, v)
-
-    def int_(self, d: Mapping[str, Any], key: str, path: str, minimum: int = 0) -> int:
-        v = self.get(d, key, path)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self.fail(_join(path, key), f"an integer >= {minimum}", v)
-        return v
-
-    def float_(
-        self, d: Mapping[str, Any], key: str, path: str, minimum: float | None = None, positive: bool = False
-    ) -> float:
-        v = self.get(d, key, path)
-        where = _join(path, key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(where, "a finite number", v)
-        if positive and v <= 0:
-            raise self.fail(where, "a number > 0", v)
-        if minimum is not None and v < minimum:
-            raise self.fail(where, f"a number >= {minimum}", v)
-        return float(v)
-
-    def bool_(self, d: Mapping[str, Any], key: str, path: str) -> bool:
-        v = self.get(d, key, path)
-        if not isinstance(v, bool):
-            raise self.fail(_join(path, key), "true or false", v)
-        return v
-
-    def list_(self, d: Mapping[str, Any], key: str, path: str, nonempty: bool = True) -> list[Any]:
-        v = self.get(d, key, path)
-        if not isinstance(v, list) or (nonempty and not v):
-            raise self.fail(_join(path, key), "a non-empty list" if nonempty else "a list", v)
-        return v
-
-    def str_map(self, d: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
-        v = self.obj(self.get(d, key, path), _join(path, key))
-        out: dict[str, str] = {}
-        for k, item in v.items():
-            if not isinstance(item, str):
-                raise self.fail(_join(_join(path, key), k), "a string", item)
-            out[k] = item
-        return out
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
 _SHA256 = r"[0-9a-f]{64}"
 _REL_PATH = r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*"
 _NAME = r"[A-Za-z0-9_.\-]+"
@@ -171,7 +85,7 @@ class TensorSpec:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> TensorSpec:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> TensorSpec:
         d = r.obj(d, path)
         shape = r.list_(d, "shape", path, nonempty=False)
         for i, s in enumerate(shape):
@@ -212,7 +126,7 @@ class GraphSpec:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> GraphSpec:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> GraphSpec:
         d = r.obj(d, path)
         inputs = tuple(
             TensorSpec.from_dict(r, t, _join(_join(path, "inputs"), i))
@@ -258,7 +172,7 @@ class NetworkSpec:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, name: str, d: Any, path: str) -> NetworkSpec:
+    def from_dict(cls, r: FieldReader, name: str, d: Any, path: str) -> NetworkSpec:
         d = r.obj(d, path)
         graphs_raw = r.obj(r.get(d, "graphs", path), _join(path, "graphs"))
         if not graphs_raw:
@@ -311,7 +225,7 @@ class GateParams:
         return {"low": self.low, "high": self.high, "hysteresis": self.hysteresis}
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> GateParams:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> GateParams:
         d = r.obj(d, path)
         try:
             return cls(
@@ -350,7 +264,7 @@ class PolicyParams:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> PolicyParams:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> PolicyParams:
         d = r.obj(d, path)
         return cls(
             chunk_size=r.int_(d, "chunk_size", path, minimum=1),
@@ -398,7 +312,7 @@ class JointSpec:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> JointSpec:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> JointSpec:
         d = r.obj(d, path)
         kind = cast(JointKind, r.choice(d, "kind", path, ("revolute", "gripper")))
         unit = r.choice(d, "unit", path, ("rad",) if kind == "revolute" else ("m",))
@@ -437,7 +351,7 @@ class ArmSpec:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> ArmSpec:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> ArmSpec:
         d = r.obj(d, path)
         joints = tuple(
             JointSpec.from_dict(r, j, _join(_join(path, "joints"), i)) for i, j in enumerate(r.list_(d, "joints", path))
@@ -479,7 +393,7 @@ class ActionSpace:
         return {"arms": [a.to_dict() for a in self.arms]}
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> ActionSpace:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> ActionSpace:
         d = r.obj(d, path)
         arms = tuple(
             ArmSpec.from_dict(r, a, _join(_join(path, "arms"), i)) for i, a in enumerate(r.list_(d, "arms", path))
@@ -526,7 +440,7 @@ class CameraSpec:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> CameraSpec:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> CameraSpec:
         d = r.obj(d, path)
         streams = r.list_(d, "streams", path)
         if (
@@ -566,7 +480,7 @@ class TaskTable:
         return {"file": self.file, "sha256": self.sha256, "names": list(self.names), "dim": self.dim}
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> TaskTable:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> TaskTable:
         d = r.obj(d, path)
         names = r.list_(d, "names", path)
         for i, n in enumerate(names):
@@ -604,7 +518,7 @@ class Provenance:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> Provenance:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> Provenance:
         d = r.obj(d, path)
         return cls(
             checkpoint_sha256=r.str_(d, "checkpoint_sha256", path, _SHA256),
@@ -657,7 +571,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = MANIFEST_NAME) -> Manifest:
-        r = _Reader(source)
+        r = FieldReader(source, BundleSchemaError)
         d = r.obj(d, "(top level)")
         version = r.int_(d, "schema_version", "", minimum=1)
         if version != SCHEMA_VERSION:
@@ -727,7 +641,7 @@ class EnginePlan:
         }
 
     @classmethod
-    def from_dict(cls, r: _Reader, d: Any, path: str) -> EnginePlan:
+    def from_dict(cls, r: FieldReader, d: Any, path: str) -> EnginePlan:
         d = r.obj(d, path)
         return cls(
             file=r.str_(d, "file", path, _REL_PATH),
@@ -763,7 +677,7 @@ class EngineSet:
 
     @classmethod
     def from_dict(cls, d: Any, source: str) -> EngineSet:
-        r = _Reader(source)
+        r = FieldReader(source, BundleSchemaError)
         d = r.obj(d, "(top level)")
         plans_raw = r.obj(r.get(d, "plans", ""), "plans")
         return cls(

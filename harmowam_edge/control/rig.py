@@ -21,12 +21,12 @@ Every error names the file and the field (`rig.yaml: arms[0].port: expected a no
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harmowam_edge.bundle.fields import FieldReader, join
 from harmowam_edge.bundle.schema import Manifest
 from harmowam_edge.control.safety import JointLimits, SafetyConfig
 from harmowam_edge.errors import ConfigError
@@ -180,66 +180,30 @@ class RigConfig:
 # --------------------------------------------------------------------------------------------------------------
 
 
-class _Reader:
+class _Reader(FieldReader):
+    """The project's field reader, with the rig file's optional strings and numbers."""
+
     def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, expected: str, got: object) -> ConfigError:
-        shown = repr(got)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return ConfigError(f"{self.source}: {path}: expected {expected}, got {shown}")
-
-    def obj(self, d: Any, path: str) -> Mapping[str, Any]:
-        if not isinstance(d, Mapping):
-            raise self.fail(path, "a mapping", d)
-        return d
-
-    def only(self, d: Mapping[str, Any], path: str, keys: tuple[str, ...]) -> None:
-        for k in d:
-            if k not in keys:
-                where = f"{path}.{k}" if path else str(k)
-                raise ConfigError(f"{self.source}: {where}: unknown field (expected one of: {', '.join(keys)})")
-
-    def list_(self, d: Mapping[str, Any], key: str, path: str) -> list[Any]:
-        where = f"{path}.{key}" if path else key
-        if key not in d:
-            raise ConfigError(f"{self.source}: {where}: missing")
-        v = d[key]
-        if not isinstance(v, list) or not v:
-            raise self.fail(where, "a non-empty list", v)
-        return v
+        super().__init__(source, ConfigError)
 
     def string(self, d: Mapping[str, Any], key: str, path: str, required: bool = True) -> str | None:
-        where = f"{path}.{key}"
         if key not in d or d[key] is None:
             if required:
-                raise ConfigError(f"{self.source}: {where}: missing")
+                raise self.problem(join(path, key), "missing")
             return None
         v = d[key]
         if isinstance(v, int) and not isinstance(v, bool) and key == "serial":
             v = str(v)  # an unquoted serial number
         if not isinstance(v, str) or not v:
-            raise self.fail(where, "a non-empty string", v)
+            raise self.fail(join(path, key), "a non-empty string", v)
         return v
 
     def number(
-        self,
-        d: Mapping[str, Any],
-        key: str,
-        path: str,
-        default: float | None = None,
-        positive: bool = False,
+        self, d: Mapping[str, Any], key: str, path: str, default: float | None = None, positive: bool = False
     ) -> float | None:
-        where = f"{path}.{key}" if path else key
         if key not in d:
             return default
-        v = d[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(where, "a finite number", v)
-        if positive and v <= 0:
-            raise self.fail(where, "a number > 0", v)
-        return float(v)
+        return self.finite(d[key], join(path, key), positive=positive)
 
 
 def _arm(r: _Reader, data: Any, path: str) -> ArmConfig:
