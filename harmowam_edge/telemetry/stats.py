@@ -14,7 +14,7 @@ def json_default(o: object) -> Any:
     """`json.dumps(default=...)` for numpy values and non-finite floats (written as null)."""
     if isinstance(o, np.ndarray):
         return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
         v = o.item()
         return None if isinstance(v, float) and not math.isfinite(v) else v
     if isinstance(o, float) and not math.isfinite(o):
