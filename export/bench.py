@@ -5,12 +5,10 @@ policy step (reactive path, predictive path), 2 threads, every preset. Medians a
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -324,39 +322,21 @@ def rows_for(r: PresetResult) -> list[dict[str, Any]]:
     return rows
 
 
-def machine_info() -> dict[str, Any]:
-    import onnxruntime as ort
-    import torch
+@dataclass
+class BenchRun:
+    """What `run_bench` hands the CLI, which builds the report of docs/architecture.md §5 (this package may not
+    import it): rows as dicts, export's own machine facts, notes for people, and every preset's timings for its
+    per-preset tables."""
 
-    cpu = platform.processor() or ""
-    flags: list[str] = []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and not cpu:
-                    cpu = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    flags = sorted(have & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16"})
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads_used": THREADS,
-        "isa": flags,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "note": "shared machine: other processes may run; medians and ratios from one run, engines interleaved",
-    }
+    rows: list[dict[str, Any]]
+    machine: dict[str, Any]
+    notes: list[str]
+    results: list[PresetResult]
 
 
 def run_bench(
     presets: Sequence[str] = PRESETS, say: Callable[[str], None] = lambda _m: None, workers: int = 2
-) -> tuple[dict[str, Any], list[PresetResult]]:
+) -> BenchRun:
     """Prepare every preset (export + INT8) in `workers` processes, then time them one after another here."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -377,13 +357,9 @@ def run_bench(
         results = []
         for p in presets:
             results.append(bench_preset(prepared[p], say))
-    rows = [row for r in results for row in rows_for(r)]
-    machine = machine_info()
-    machine["load_average_1min_at_start"] = load_start
-    doc = {
-        "area": "export",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine,
-        "rows": rows,
-    }
-    return doc, results
+    return BenchRun(
+        rows=[row for r in results for row in rows_for(r)],
+        machine={"threads_used": THREADS, "load_avg_1m_at_start": load_start},
+        notes=["shared machine: other processes may run; medians and ratios from one run, engines interleaved"],
+        results=results,
+    )

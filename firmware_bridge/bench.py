@@ -1,18 +1,15 @@
 """The bridge benchmark: codec cost per frame and setpoint → state echo over a PTY at 200 Hz (both simulators).
 
 Figures are medians and percentiles from one run; the simulators run in their own processes, as a real firmware
-would (the Python one must not share the client's GIL).
+would (the Python one must not share the client's GIL). `run` returns rows and details only: the CLI turns them
+into the report of docs/architecture.md §5 (machine facts, table, JSON), which this package may not import.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +26,8 @@ ECHO_TARGET_MS = 2.0
 
 @dataclass(frozen=True)
 class BenchRow:
+    """A row of docs/architecture.md §5 (`harmowam_edge.telemetry.benchreport.rows_from` reads it)."""
+
     metric: str
     value: float | None
     unit: str
@@ -126,25 +125,6 @@ def echo_round_trip(
     return EchoResult(impl, np.array(samples), missed, sent, period)
 
 
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
-
-
 def run(
     *, duration_s: float = 10.0, impls: Sequence[str] = ("python", "c"), joints: int = 6
 ) -> tuple[list[BenchRow], dict[str, object]]:
@@ -186,15 +166,3 @@ def run(
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
-
-
-def report(rows: list[BenchRow], detail: dict[str, object]) -> dict[str, object]:
-    """The JSON document of docs/architecture.md §5."""
-    return {
-        "area": "bridge",
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "rows": [asdict(r) for r in rows],
-        "detail": detail,
-        "argv": sys.argv,
-    }

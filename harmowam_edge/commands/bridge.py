@@ -8,7 +8,6 @@ prints it as one line and exits 2.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import threading
 import time
@@ -165,19 +164,13 @@ def bench(
     impl: Annotated[list[str] | None, typer.Option("--impl", help="Simulator(s): python, c (default both).")] = None,
 ) -> None:
     """Setpoint→state echo over a PTY at 200 Hz (Python and C simulators) and codec cost per frame."""
-    from rich.console import Console
-    from rich.table import Table
+    import sys
 
     from firmware_bridge import bench as bridge_bench
+    from harmowam_edge.telemetry.benchreport import BenchReport, rows_from
 
     rows, detail = bridge_bench.run(duration_s=duration, impls=impl or ["python", "c"])
-    table = Table(title="harmowam-edge bridge bench")
-    for col in ("metric", "value", "unit", "target", "ok"):
-        table.add_column(col, justify="right" if col == "value" else "left")
-    for r in rows:
-        ok = "" if r.ok is None else ("yes" if r.ok else "NO")
-        table.add_row(r.metric, "-" if r.value is None else f"{r.value:g}", r.unit, r.target, ok)
-    Console().print(table)
-    json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps(bridge_bench.report(rows, detail), indent=2) + "\n")
+    report = BenchReport("bridge", rows_from(rows), extra={"detail": detail, "argv": sys.argv})
+    report.print_table("harmowam-edge bridge bench")
+    report.write(json_out)
     typer.echo(f"wrote {json_out}")

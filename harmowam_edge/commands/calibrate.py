@@ -320,21 +320,11 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON here")] = None,
 ) -> None:
     """Accuracy on synthetic data with known truth: intrinsics (both boards) and hand-eye (every solver)."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
     from calibration.bench import run_bench
+    from harmowam_edge.telemetry.benchreport import BenchReport, rows_from
 
-    data = run_bench()
-    table = Table(title="calibration bench (synthetic ground truth)")
-    for col in ("metric", "value", "unit", "target", "ok"):
-        table.add_column(col)
-    for r in data["rows"]:
-        table.add_row(r["metric"], f"{r['value']:.4g}", r["unit"], r["target"], "yes" if r["ok"] else "NO")
-    Console().print(table)
+    report = BenchReport("calibration", rows_from(run_bench()))  # machine facts name OpenCV (loaded by the bench)
+    report.print_table("calibration bench (synthetic ground truth)")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(data, indent=2) + "\n")
+        report.write(json_out)
         _echo(f"wrote {json_out}")

@@ -297,7 +297,6 @@ def bench(
     ] = "nano,small,base,reference",
 ) -> None:
     """PyTorch eager vs ONNX Runtime FP32 vs INT8 per network and policy step, 2 threads, every preset."""
-    import json
     import os
 
     # torch's OpenMP workers would otherwise spin after each eager call and steal the cores ONNX Runtime is
@@ -307,6 +306,7 @@ def bench(
 
     from export.bench import ENGINES, PRESETS, run_bench
     from export.errors import ConfigError
+    from harmowam_edge.telemetry.benchreport import BenchReport, rows_from
 
     chosen = [p.strip() for p in presets.split(",") if p.strip()]
     for p in chosen:
@@ -319,11 +319,12 @@ def bench(
             status.update(msg)
             console.print(f"[dim]·[/] {msg}")
 
-        doc, results = run_bench(chosen, say)
-    for r in results:
+        run = run_bench(chosen, say)
+    report = BenchReport("export", rows_from(run.rows), notes=run.notes, machine_extra=run.machine)
+    for r in run.results:
         t = Table(
             title=f"{r.preset}: {r.params['total'] / 1e6:.1f} M parameters, ms p50 / p99 "
-            f"({doc['machine']['threads_used']} threads)"
+            f"({run.machine['threads_used']} threads)"
         )
         for col in ("network / path", "params", "GFLOPs", *ENGINES, "fp32 vs torch", "int8 s8 / u8 vs fp32"):
             t.add_column(col, justify="left" if col == "network / path" else "right")
@@ -341,23 +342,13 @@ def bench(
                 f"{timings['ort_fp32'].p50 / timings['ort_int8_u8'].p50:.2f}x",
             )
         console.print(t)
-    m = doc["machine"]
-    targets = Table(
-        title=f"targets (design §6); shared machine: load average {m['load_average_1min_at_start']} at the "
-        f"start, {m['load_average_1min']} at the end (2 cores)"
+    m = report.machine()
+    report.print_table(
+        f"targets (design §6); shared machine: load average {m['load_avg_1m_at_start']} at the start, "
+        f"{m['load_avg_1m']} at the end ({m['cores']} cores)",
+        console=console,
+        targets_only=True,
     )
-    for col in ("metric", "value", "target", "ok"):
-        targets.add_column(col)
-    for row in doc["rows"]:
-        if row["target"]:
-            targets.add_row(
-                row["metric"],
-                f"{row['value']:.4g} {row['unit']}",
-                row["target"],
-                "[green]yes[/]" if row["ok"] else "[red]no[/]",
-            )
-    console.print(targets)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(doc, indent=1) + "\n")
+        report.write(json_out)
         console.print(f"wrote {json_out}")

@@ -325,9 +325,6 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Policy step per path, control-loop jitter at 200 Hz under inference, frame → setpoint, start-up."""
-        from rich.console import Console
-        from rich.table import Table
-
         from harmowam_edge.diagnostics.bench import run_bench
         from harmowam_edge.errors import ConfigError
 
@@ -338,16 +335,7 @@ def register(app: typer.Typer) -> None:
 
             bundle, _ = ensure_demo_bundle(1, progress=_echo)
         report = run_bench(bundle, duration_s=duration, iterations=iterations, threads=threads, say=_echo)
-        table = Table(title="harmowam-edge bench (runtime)")
-        for col in ("metric", "value", "unit", "target", "ok"):
-            table.add_column(col, justify="right" if col == "value" else "left")
-        for row in report.rows:
-            ok = "" if row.ok is None else ("yes" if row.ok else "NO")
-            table.add_row(row.metric, f"{row.value:.4g}", row.unit, row.target, ok)
-        console = Console()
-        console.print(table)
-        for note in report.notes:
-            console.print(f"[dim]{note}[/dim]")
+        report.print_table("harmowam-edge bench (runtime)")
         report.write(json_out)
         typer.echo(f"wrote {json_out}")
 

@@ -11,22 +11,6 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 
-def _print_bench_table(report: object) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="harmowam-edge sim bench")
-    for col in ("metric", "value", "unit", "target", "ok"):
-        table.add_column(col, justify="right" if col == "value" else "left")
-    for row in report.rows:  # type: ignore[attr-defined]
-        ok = "" if row.ok is None else ("yes" if row.ok else "NO")
-        table.add_row(row.metric, f"{row.value:.4g}", row.unit, row.target, ok)
-    console = Console()
-    console.print(table)
-    for note in report.notes:  # type: ignore[attr-defined]
-        console.print(f"[dim]{note}[/dim]")
-
-
 @app.command()
 def bench(
     json_out: Annotated[Path, typer.Option("--json", help="Write the figures here (JSON).")] = Path(
@@ -51,7 +35,7 @@ def bench(
         else:
             typer.echo("no --bundle and no export extra (torch) to build the demo bundle: skipping the closed loop")
     report = run_bench(quick=quick, rig=rig, bundle=bundle if loop else None)
-    _print_bench_table(report)
+    report.print_table("harmowam-edge sim bench")
     report.write(json_out)
     typer.echo(f"wrote {json_out}")
 

@@ -12,13 +12,10 @@ Medians and ratios from one run; on a shared machine the absolute figures move w
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,66 +35,10 @@ from harmowam_edge.bundle.schema import (
 )
 from harmowam_edge.cameras.frames import Frame
 from harmowam_edge.policy.policy import Observation, Policy
+from harmowam_edge.telemetry.benchreport import BenchReport, load_average_1m
 
 POLICY_TARGET_MS = 20.8  # design §6: small preset, predictive path, ONNX Runtime FP32 on 2 CPU cores
 TARGET_PRESET = "small"
-
-
-@dataclass
-class BenchRow:
-    metric: str
-    value: float
-    unit: str
-    target: str = ""
-    ok: bool | None = None
-
-
-@dataclass
-class BenchReport:
-    rows: list[BenchRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    machine: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, metric: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> None:
-        self.rows.append(BenchRow(metric, float(value), unit, target, ok))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "area": "runtime",
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": self.machine,
-            "rows": [asdict(r) for r in self.rows],
-            "notes": self.notes,
-            "details": self.details,
-        }
-
-    def write(self, path: Path) -> None:
-        from harmowam_edge.telemetry.stats import json_default
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=json_default) + "\n")
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime as ort
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "onnxruntime": ort.__version__,
-        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
 
 
 def _observation(bundle: LoadedBundle, t: float) -> Observation:
@@ -336,7 +277,8 @@ def run_bench(
     threads: int | None = None,
     say: Callable[[str], None] = print,
 ) -> BenchReport:
-    report = BenchReport(machine=machine_info())
+    load_at_start = load_average_1m()
+    report = BenchReport("runtime", machine_extra={"load_avg_1m_at_start": load_at_start})
     say(f"loading {bundle_path} ...")
     bundle = load_bundle(bundle_path, threads=threads)
     try:
@@ -347,7 +289,7 @@ def run_bench(
         bundle.close()
     report.notes.append(
         "one run on a machine shared with other jobs: medians and ratios are meaningful, absolute times move with "
-        f"the load (1-minute load average at the start: {report.machine.get('load_avg_1m')})"
+        f"the load (1-minute load average at the start: {load_at_start})"
     )
     if duration_s < 60:
         report.notes.append(f"loop measured for {duration_s:g} s (the target figure is over 60 s)")

@@ -5,78 +5,19 @@ Figures are medians measured in one run; the machine may be shared, so they are 
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import mujoco
 import numpy as np
 
 from harmowam_edge.bundle.schema import CameraSpec
 from harmowam_edge.sim.camera import SceneRenderer, depth_to_z16
 from harmowam_edge.sim.world import SimWorld
-
-
-@dataclass
-class BenchRow:
-    metric: str
-    value: float
-    unit: str
-    target: str = ""
-    ok: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "value": self.value, "unit": self.unit, "target": self.target, "ok": self.ok}
-
-
-@dataclass
-class BenchReport:
-    rows: list[BenchRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, metric: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> None:
-        self.rows.append(BenchRow(metric, round(float(value), 4), unit, target, ok))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "area": "sim",
-            "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": machine_info(),
-            "rows": [r.to_dict() for r in self.rows],
-            "notes": list(self.notes),
-        }
-
-    def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 0,
-        "python": platform.python_version(),
-        "mujoco": mujoco.__version__,
-        "gl": os.environ.get("MUJOCO_GL", ""),
-        "platform": sys.platform,
-    }
+from harmowam_edge.telemetry.benchreport import BenchReport
 
 
 def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
@@ -244,9 +185,10 @@ def bench_closed_loop(report: BenchReport, bundle_path: Path, seconds: float = 1
 
 
 def run_bench(quick: bool = False, rig: bool = True, bundle: Path | None = None) -> BenchReport:
-    report = BenchReport()
+    gl = os.environ.get("MUJOCO_GL", "")
+    report = BenchReport("sim", digits=4, machine_extra={"gl": gl})
     report.notes.append("medians of one run; the machine may be shared with other work")
-    report.notes.append(f"OpenGL: MUJOCO_GL={os.environ.get('MUJOCO_GL', '')} (software rendering if no GPU)")
+    report.notes.append(f"OpenGL: MUJOCO_GL={gl} (software rendering if no GPU)")
     bench_render(report, 640, 480, repeats=10 if quick else 30)
     bench_render(report, 160, 120, repeats=10 if quick else 30)
     bench_physics(report, 1, seconds=1.0 if quick else 3.0)
