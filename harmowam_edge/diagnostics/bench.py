@@ -269,6 +269,44 @@ def bench_loop(
                 s.stop()
 
 
+def bench_platform_loop(duration_s: float, report: BenchReport, priority: int = 50) -> None:
+    """The same 200 Hz sleep-then-spin loop with no work at all, at the control thread's priority: how often this
+    machine alone stalls a thread by a period or more, so the loop's missed ticks can be read against it (on a
+    VM, vCPU preemption stalls even an empty loop)."""
+    import threading
+
+    from harmowam_edge.control.timing import RateKeeper
+    from harmowam_edge.telemetry.stats import PeriodRecorder
+
+    rate = 200.0
+    rec = PeriodRecorder(1.0 / rate)
+    prio = ["normal priority"]
+
+    def loop() -> None:
+        with contextlib.suppress(AttributeError, PermissionError, OSError):
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            prio[0] = f"SCHED_FIFO {priority}"
+        rk = RateKeeper(rate)
+        end = time.monotonic() + duration_s
+        while True:
+            tick = rk.wait()
+            if tick.t_start >= end:
+                break
+            rec.tick(tick.t_start, tick.t_due, tick.missed)
+
+    t = threading.Thread(target=loop, name="platform-baseline")
+    t.start()
+    t.join()
+    summary = rec.summary()
+    report.add(
+        f"platform baseline: missed ticks in {duration_s:g} s, empty 200 Hz loop ({prio[0]})",
+        summary["missed_ticks"],
+        "ticks",
+    )
+    report.add("platform baseline: longest period, empty 200 Hz loop", summary["period_ms_max"], "ms")
+    report.details["platform_loop"] = summary
+
+
 def run_bench(
     bundle_path: Path,
     *,
@@ -284,6 +322,8 @@ def run_bench(
     try:
         say(f"policy step per path ({iterations} steps each, {bundle.backend}) ...")
         bench_policy(bundle, iterations, report)
+        say(f"platform baseline: an empty 200 Hz loop for {duration_s:g} s ...")
+        bench_platform_loop(duration_s, report)
         bench_loop(bundle_path, bundle, duration_s, report, say, threads)
     finally:
         bundle.close()

@@ -117,6 +117,7 @@ class PeriodRecorder:
             "missed_ticks": self.missed,
             "rate_hz": (1.0 / (p["mean"] / 1000.0)) if p["mean"] > 0 else 0.0,
             "period_ms_p50": p["p50"],
+            "period_ms_max": p["max"],
             "jitter_ms_p50": j["p50"],
             "jitter_ms_p99": j["p99"],
             "jitter_ms_max": j["max"],

@@ -205,8 +205,10 @@ def test_bench_writes_the_table_and_json(nano_bundle, tmp_path, capsys) -> None:
         "control loop period jitter p99 (200 Hz, inference running)",
         "frame -> setpoint latency p50",
         "start-up to first setpoint (warm bundle, median of 3)",
+        "platform baseline: longest period, empty 200 Hz loop",
     ):
         assert m in metrics, m
         assert set(metrics[m]) == {"metric", "value", "unit", "target", "ok"}
     assert metrics["policy step p50, predictive path"]["ok"] is None  # nano, not the small preset
+    assert metrics["platform baseline: longest period, empty 200 Hz loop"]["value"] >= 5.0 * 0.999  # a 200 Hz period
     assert "harmowam-edge bench (runtime)" in stdout
