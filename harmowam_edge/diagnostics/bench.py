@@ -57,10 +57,14 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
     policy = Policy(bundle, bundle.manifest.tasks.names[0], seed=0)
     obs = _observation(bundle, time.monotonic())
     per_path: dict[str, list[float]] = {"predictive": [], "reactive": [], "blend": []}
-    for mode in per_path:
-        for _ in range(max(3, iterations // 10)):
+    # Interleaved, one step of each path per round: timed one path after the other, whichever came first took
+    # the machine's drift (warm-up, allocator growth, neighbours) and a blended step measured faster than a
+    # predictive one.
+    for _ in range(max(3, iterations // 10)):
+        for mode in per_path:
             policy.step(obs, force=mode)  # type: ignore[arg-type]
-        for _ in range(iterations):
+    for _ in range(iterations):
+        for mode in per_path:
             t0 = time.perf_counter()
             policy.step(obs, force=mode)  # type: ignore[arg-type]
             per_path[mode].append(time.perf_counter() - t0)
