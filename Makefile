@@ -69,6 +69,11 @@ bench: setup
 	$(HE) bridge bench --json $(BENCH_OUT)/bridge.json
 	$(HE) export bench --json $(BENCH_OUT)/export.json
 	$(HE) bench --json $(BENCH_OUT)/runtime.json
+	# The design's policy-step figure is for the small preset on 2 cores: a seeded small bundle, built once.
+	test -f $(BENCH_OUT)/bundles/small/manifest.json || { \
+	  $(HE) export init --config small --out $(BENCH_OUT)/checkpoints/small --force && \
+	  $(HE) export bundle $(BENCH_OUT)/checkpoints/small --out $(BENCH_OUT)/bundles/small --force; }
+	$(HE) bench --bundle $(BENCH_OUT)/bundles/small --threads 2 --json $(BENCH_OUT)/runtime-small.json
 	$(HE) sim bench --json $(BENCH_OUT)/sim.json
 	$(HE) calibrate bench --json $(BENCH_OUT)/calibration.json
 
