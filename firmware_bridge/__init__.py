@@ -1,4 +1,5 @@
-"""The link to the arm firmware: wire protocol, serial transport, `ArmLink` client, firmware simulators.
+"""The link to the arm firmware: wire protocol, serial transport, `ArmLink` client, firmware simulators; and
+serial-bus servo arms (Dynamixel, Feetech) behind the same `ArmClient` interface (`servo_bus`).
 
 Imports nothing of harmowam_edge, export or calibration (design §2). The wire format is PROTOCOL.md.
 
@@ -31,6 +32,7 @@ from firmware_bridge.protocol import (
     FaultBits,
     NackReason,
 )
+from firmware_bridge.servo_bus import BusArm, BusArmConfig, ServoBusSimulator
 from firmware_bridge.sim_config import SimArmConfig
 from firmware_bridge.simulator import FirmwareSimulator
 
@@ -44,6 +46,8 @@ __all__ = [
     "ArmMode",
     "ArmState",
     "BridgeError",
+    "BusArm",
+    "BusArmConfig",
     "CFirmwareSimulator",
     "FaultBits",
     "FirmwareInfo",
@@ -57,6 +61,7 @@ __all__ = [
     "NackReason",
     "Plant",
     "PlantState",
+    "ServoBusSimulator",
     "SimArmConfig",
     "build_host_simulator",
     "open_arm",

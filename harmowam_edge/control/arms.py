@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from firmware_bridge import ArmState, FirmwareInfo
+from firmware_bridge import ArmClient, ArmState, FirmwareInfo
 from harmowam_edge.bundle.schema import ArmSpec
+from harmowam_edge.control.rig import ArmConfig, RigConfig
 from harmowam_edge.control.safety import JointLimits
 from harmowam_edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from firmware_bridge.servo_bus import BusArmConfig
 
 
 def check_firmware_matches(info: FirmwareInfo, spec: ArmSpec, port: str) -> None:
@@ -76,4 +81,48 @@ def split_command(command: np.ndarray, arms: Sequence[ArmSpec]) -> list[tuple[np
         out.append((pos, grip))
     if i != command.shape[0]:
         raise ValueError(f"command: expected {i} values for {len(arms)} arm(s), got {command.shape[0]}")
+    return out
+
+
+def bus_arm_config(arm: ArmConfig, rig: RigConfig, index: int) -> BusArmConfig:
+    """The servo-bus arm a rig entry describes (its last servo is the gripper when its joint is one)."""
+    from firmware_bridge.servo_bus import BusArmConfig, ServoJoint, load_calibration
+
+    b = arm.bus
+    if b is None:
+        raise ConfigError(f"{rig.source}: arms[{index}]: not a servo-bus arm")
+    servos = [ServoJoint(s.motor, s.servo_id, s.model) for s in b.servos]
+    has_gripper = b.servos[-1].joint.endswith("gripper")
+    return BusArmConfig(
+        bus=b.kind,
+        joints=tuple(servos[:-1] if has_gripper else servos),
+        gripper=servos[-1] if has_gripper else None,
+        baudrate=arm.baudrate or 1_000_000,
+        calibration=load_calibration(b.calibration) if b.calibration else None,
+        calibration_source=b.calibration or "",
+        gripper_opening_m=b.gripper_opening_m,
+        rate_hz=rig.control_rate_hz,
+        return_delay_us=b.return_delay_us,
+        latency_s=b.latency_ms / 1000.0,
+        source=f"{rig.source}: arms[{index}]",
+    )
+
+
+def open_rig_arms(rig: RigConfig, state_timeout_s: float) -> list[str | ArmClient]:
+    """What `Rig(arms=...)` takes for a rig file: the port for an arm on our firmware (the loop opens it), an
+    open `BusArm` for a servo-bus arm (the loop closes it, torque off, like any link)."""
+    from firmware_bridge.servo_bus import BusArm
+
+    out: list[str | ArmClient] = []
+    try:
+        for i, arm in enumerate(rig.arms):
+            if arm.bus is None:
+                out.append(arm.port)
+            else:
+                out.append(BusArm.open(arm.port, bus_arm_config(arm, rig, i), state_timeout=state_timeout_s))
+    except BaseException:
+        for a in out:
+            if not isinstance(a, str):
+                a.close()
+        raise
     return out

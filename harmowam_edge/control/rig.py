@@ -13,6 +13,15 @@
       - name: cam0                # the bundle's camera name
         serial: "123456789012"    # a live RealSense ...
         # recording: runs/cam0.db3   ... or a recording played back in real time
+      - name: arm                 # ... or an arm of serial-bus servos (docs/bridge.md "Servo buses")
+        port: /dev/serial/by-id/usb-1a86_USB_Single_Serial_5A46-if00
+        bus: feetech              # or dynamixel
+        servos:                   # the bundle arm's joints in order, then its gripper
+          - {joint: joint_1, id: 1, model: sts3215, motor: shoulder_pan}   # motor: name in the calibration file
+        calibration: so101_follower.json   # LeRobot's per-arm calibration JSON (relative to this file)
+        gripper_opening_m: 0.08   # optional: the gripper's range maps onto 0..this
+        return_delay_us: 0        # optional: the servos' return delay the tick budget allows for
+        latency_ms: 1.0           # optional: USB adapter latency per read (FTDI latency timer)
     control_rate_hz: 200
     safety: {ramp_in_s: 1.0, tracking_horizon_s: 0.1, range_tolerance: 0.02, state_timeout_s: 0.15}
 
@@ -22,11 +31,11 @@ Every error names the file and the field (`rig.yaml: arms[0].port: expected a no
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harmowam_edge.bundle.fields import FieldReader, join
+from harmowam_edge.bundle.fields import FieldReader, join, parse_yaml
 from harmowam_edge.bundle.schema import Manifest
 from harmowam_edge.control.safety import JointLimits, SafetyConfig
 from harmowam_edge.errors import ConfigError
@@ -44,6 +53,26 @@ class JointOverride:
 
 
 @dataclass(frozen=True)
+class BusServo:
+    joint: str  # the bundle's joint name, or its gripper's
+    servo_id: int
+    model: str
+    motor: str  # its name in the calibration file
+
+
+@dataclass(frozen=True)
+class BusSpec:
+    """An arm of serial-bus servos instead of our firmware (firmware_bridge.servo_bus)."""
+
+    kind: str  # "dynamixel" | "feetech"
+    servos: tuple[BusServo, ...]
+    calibration: str | None = None
+    gripper_opening_m: float = 0.08
+    return_delay_us: float = 0.0
+    latency_ms: float = 1.0
+
+
+@dataclass(frozen=True)
 class ArmConfig:
     name: str
     port: str
@@ -52,6 +81,7 @@ class ArmConfig:
     velocity_scale: float = 1.0
     acceleration_scale: float = 1.0
     limits: dict[str, JointOverride] = field(default_factory=dict)
+    bus: BusSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -77,16 +107,19 @@ class RigConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RigConfig:
-        import yaml
-
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{p}: rig config not found")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        data = parse_yaml(p.read_text(), str(p), ConfigError)
         rig = cls.from_dict(data, source=str(p))
+        # Relative calibration paths (servo-bus arms) are relative to the rig file, too.
+        arms = tuple(
+            replace(a, bus=replace(a.bus, calibration=str((p.parent / a.bus.calibration).resolve())))
+            if a.bus is not None and a.bus.calibration and not Path(a.bus.calibration).is_absolute()
+            else a
+            for a in rig.arms
+        )
+        rig = cls(arms, rig.cameras, rig.control_rate_hz, rig.safety, rig.source)
         # Relative recording paths are relative to the rig file.
         cams = tuple(
             CameraConfig(c.name, c.serial, str((p.parent / c.recording).resolve()) if c.recording else None)
@@ -124,6 +157,9 @@ class RigConfig:
             safety[k] = v
         rig = cls(arms=arms, cameras=cameras, control_rate_hz=rate, safety=safety, source=source)
         rig.safety_config()  # validate the values together
+        for i, a in enumerate(arms):
+            if a.bus is not None:
+                _check_bus_rate(r, a, i, rate)
         return rig
 
     def check_against(self, manifest: Manifest) -> None:
@@ -136,6 +172,13 @@ class RigConfig:
             )
         for i, (arm, spec) in enumerate(zip(self.arms, manifest.action_space.arms, strict=True)):
             names = [d.name for d in spec.dims]
+            if arm.bus is not None:
+                joints = [s.joint for s in arm.bus.servos]
+                if joints != names:
+                    raise ConfigError(
+                        f"{self.source}: arms[{i}].servos: the bundle's arm {arm.name!r} needs one servo per "
+                        f"joint and gripper, in this order: {names}; the rig has {joints}"
+                    )
             for j in arm.limits:
                 if j not in names:
                     raise ConfigError(
@@ -208,7 +251,9 @@ class _Reader(FieldReader):
 
 def _arm(r: _Reader, data: Any, path: str) -> ArmConfig:
     d = r.obj(data, path)
-    r.only(d, path, ("name", "port", "baudrate", "address", "velocity_scale", "acceleration_scale", "limits"))
+    r.only(
+        d, path, ("name", "port", "baudrate", "address", "velocity_scale", "acceleration_scale", "limits", *BUS_KEYS)
+    )
     name = r.string(d, "name", path)
     port = r.string(d, "port", path)
     assert name is not None
@@ -245,7 +290,71 @@ def _arm(r: _Reader, data: Any, path: str) -> ArmConfig:
         velocity_scale=scales["velocity_scale"],
         acceleration_scale=scales["acceleration_scale"],
         limits=limits,
+        bus=_bus(r, d, path),
     )
+
+
+BUS_KEYS = ("bus", "servos", "calibration", "gripper_opening_m", "return_delay_us", "latency_ms")
+BUS_KINDS = ("dynamixel", "feetech")
+
+
+def _bus(r: _Reader, d: Mapping[str, Any], path: str) -> BusSpec | None:
+    """The servo-bus keys of an arm: all or nothing, `bus` first."""
+    if "bus" not in d:
+        extra = [k for k in BUS_KEYS if k in d]
+        if extra:
+            raise r.fail(f"{path}.bus", f"dynamixel or feetech (the arm has {', '.join(extra)})", None)
+        return None
+    kind = d["bus"]
+    if kind not in BUS_KINDS:
+        raise r.fail(f"{path}.bus", "dynamixel or feetech", kind)
+    raw = d.get("servos")
+    if not isinstance(raw, list) or not raw:
+        raise r.fail(f"{path}.servos", "a list of {joint, id, model} (one per joint, then the gripper)", raw)
+    servos = []
+    for k, item in enumerate(raw):
+        spath = f"{path}.servos[{k}]"
+        s = r.obj(item, spath)
+        r.only(s, spath, ("joint", "id", "model", "motor"))
+        joint = r.string(s, "joint", spath)
+        model = r.string(s, "model", spath)
+        assert joint is not None
+        assert model is not None
+        sid = s.get("id")
+        if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid <= 252:
+            raise r.fail(f"{spath}.id", "a servo ID 0..252", sid)
+        motor = r.string(s, "motor", spath, required=False) or joint
+        servos.append(BusServo(joint, sid, model.lower(), motor))
+    ids = [s.servo_id for s in servos]
+    if len(set(ids)) != len(ids):
+        raise r.fail(f"{path}.servos", "unique servo IDs", ids)
+    nums: dict[str, float] = {}
+    for key, lo, hi in (("gripper_opening_m", 1e-4, 1.0), ("return_delay_us", 0.0, 508.0), ("latency_ms", 0.0, 20.0)):
+        v = r.number(d, key, path)
+        if v is not None and not lo <= v <= hi:
+            raise r.fail(f"{path}.{key}", f"a number in [{lo:g}, {hi:g}]", v)
+        if v is not None:
+            nums[key] = v
+    return BusSpec(kind, tuple(servos), r.string(d, "calibration", path, required=False), **nums)
+
+
+def _check_bus_rate(r: _Reader, arm: ArmConfig, index: int, rate: float) -> None:
+    """Refuse a rig whose bus cannot carry one sync write + one sync read per control tick."""
+    from firmware_bridge.servo_bus import check_rate
+
+    assert arm.bus is not None
+    b = arm.bus
+    try:
+        check_rate(
+            b.kind,
+            len(b.servos),
+            arm.baudrate or 1_000_000,
+            rate,
+            return_delay_us=b.return_delay_us,
+            latency_s=b.latency_ms / 1000.0,
+        )
+    except ValueError as e:
+        raise ConfigError(f"{r.source}: control_rate_hz: arms[{index}] ({arm.name}, bus on {arm.port}): {e}") from None
 
 
 def _camera(r: _Reader, data: Any, path: str) -> CameraConfig:
