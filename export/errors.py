@@ -45,3 +45,7 @@ class BundleReadError(ExportError):
 
 class TensorRTError(ExportError):
     """TensorRT is not available or an engine failed to build."""
+
+
+class DatasetError(ExportError):
+    """A demonstration dataset (ours or LeRobot's) that is missing, malformed or cannot be trained on."""
