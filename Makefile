@@ -12,7 +12,7 @@ PRECISION ?= fp32
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: help setup system-deps test test-python test-firmware lint format bench export demo clean
+.PHONY: help setup system-deps test test-python test-firmware lint format bench export demo policy clean
 
 help:
 	@echo "make demo     set up, build the demo bundle, run the simulated rig for ~20 s"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint     ruff + mypy"
 	@echo "make bench    benchmarks: tables on screen, JSON under $(BENCH_OUT)/"
 	@echo "make export CKPT=dir OUT=bundle [PRECISION=fp32|fp16|int8] [CALIB=recording|npz-dir]"
+	@echo "make policy  demos -> train a teacher -> bundle -> sim eval in 4 scenes -> table (POLICY_* below)"
 
 # System libraries the Python wheels load at run time (pyrealsense2: libusb; MuJoCo headless: EGL + Mesa).
 SYSTEM_LIBS := libusb-1.0.so.0 libEGL.so.1
@@ -80,6 +81,42 @@ bench: setup
 export: setup
 	@test -n "$(CKPT)" -a -n "$(OUT)" || { echo "usage: make export CKPT=checkpoint-dir OUT=bundle-dir [PRECISION=fp32|fp16|int8] [CALIB=path]"; exit 2; }
 	$(HE) export bundle "$(CKPT)" --out "$(OUT)" --precision $(PRECISION) $(if $(CALIB),--calib "$(CALIB)") $(if $(FORCE),--force)
+
+# make policy: demonstrations on training seeds -> a trained teacher -> FP32 bundle -> closed-loop `sim eval` on
+# evaluation seeds in the four scenes -> one table. Each stage is skipped when its output exists (delete it to
+# redo); every stage prints its wall time. Stage times on this 2-core machine: docs/training.md.
+POLICY_OUT ?= out/policy
+POLICY_TASK ?= pick
+POLICY_EPISODES ?= 300
+POLICY_PRESET ?= nano
+POLICY_IMAGE ?= 128x96
+POLICY_STEPS ?= 20000
+POLICY_BATCH ?= 32
+POLICY_DEVICE ?= cpu
+POLICY_EVAL ?= 50
+POLICY_SCENES ?= id background position semantics
+policy: setup
+	@mkdir -p $(POLICY_OUT)
+	@t=$$SECONDS; test -f $(POLICY_OUT)/demos/dataset.json || \
+	  $(HE) sim demos --task $(POLICY_TASK) --episodes $(POLICY_EPISODES) --seed 0 --out $(POLICY_OUT)/demos \
+	    --cameras front:128x96 --no-depth --record-hz 15 --perturb start,push || exit 1; \
+	  echo "stage demos: $$((SECONDS - t)) s"
+	@t=$$SECONDS; test -f $(POLICY_OUT)/teacher/weights.safetensors || \
+	  $(HE) train --data $(POLICY_OUT)/demos --preset $(POLICY_PRESET) $(if $(POLICY_IMAGE),--image $(POLICY_IMAGE)) \
+	    --steps $(POLICY_STEPS) --batch-size $(POLICY_BATCH) --device $(POLICY_DEVICE) --out $(POLICY_OUT)/teacher \
+	  || exit 1; echo "stage train: $$((SECONDS - t)) s"
+	@t=$$SECONDS; test -f $(POLICY_OUT)/bundle/manifest.json || \
+	  $(HE) export bundle $(POLICY_OUT)/teacher --out $(POLICY_OUT)/bundle || exit 1; \
+	  echo "stage bundle: $$((SECONDS - t)) s"
+	@for scene in $(POLICY_SCENES); do t=$$SECONDS; \
+	  test -f $(POLICY_OUT)/eval-$$scene/report.json || \
+	  $(HE) sim eval --bundle $(POLICY_OUT)/bundle --task $(POLICY_TASK) --episodes $(POLICY_EVAL) --seed 100000 \
+	    --scene $$scene --out $(POLICY_OUT)/eval-$$scene || exit 1; echo "stage eval $$scene: $$((SECONDS - t)) s"; done
+	@$(PY) -c 'import json, sys; print("%-16s %-11s %9s  %s" % ("task", "scene", "success", "rate [Wilson 95%]")); \
+	  [print("%-16s %-11s %4d/%-4d  %3.0f%% [%.0f%%, %.0f%%]" % (r["task"], r["scene"], b["successes"], b["episodes"], \
+	   100 * b["success_rate"], 100 * b["wilson95"][0], 100 * b["wilson95"][1])) \
+	   for r in (json.load(open(p)) for p in sys.argv[1:]) for b in r["bundles"]]' \
+	  $(foreach s,$(POLICY_SCENES),$(POLICY_OUT)/eval-$(s)/report.json)
 
 demo: setup
 	$(HE) run --sim --duration 20

@@ -221,7 +221,13 @@ def describe_checkpoint(ck: Checkpoint) -> str:
     cfg = ck.config
     total = sum(param_count(m) for m in ck.networks.modules().values())
     cams = ", ".join(f"{c.name}: {c.describe()}" for c in cfg.cameras)
-    state = "UNTRAINED (seeded random weights, for tests and demos)" if cfg.untrained else "trained"
+    if cfg.untrained:
+        state = "UNTRAINED (seeded random weights, for tests and demos)"
+    elif cfg.training:
+        t = cfg.training
+        state = f"trained ({t.get('steps', '?')} steps on {t.get('episodes', '?')} episodes, `training` block)"
+    else:
+        state = "trained"
     return (
         f"{ck.path}: preset {cfg.preset}, {total / 1e6:.2f} M parameters, "
         f"{len(cfg.action_space.arms)} arm(s), {cfg.action_dim} action dims, cameras [{cams}], "

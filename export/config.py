@@ -45,6 +45,7 @@ class Architecture:
     max_depth_m: float = 3.0  # depth beyond this saturates
     chunk_size: int = CHUNK_SIZE  # K
     action_rate_hz: float = ACTION_RATE_HZ
+    horizon_dt_s: float = 0.1  # time between predicted latent steps (training targets: frames this far apart)
 
     def validate(self, where: str = "architecture") -> None:
         for f in fields(self):
@@ -94,7 +95,7 @@ class Architecture:
         return arch
 
 
-_FLOAT_FIELDS = ("mlp_ratio", "max_depth_m", "action_rate_hz")
+_FLOAT_FIELDS = ("mlp_ratio", "max_depth_m", "action_rate_hz", "horizon_dt_s")
 
 # Student sizes for Jetsons of different sizes, and the distillation teacher. `small` is sized so its predictive
 # path (world model + gate + every flow step) fits 20.8 ms (48 Hz) in ONNX Runtime FP32 on 2 CPU cores.
@@ -253,7 +254,12 @@ class Task:
     embedding: tuple[float, ...]
 
 
-DEFAULT_TASKS = ("reach", "pick_and_place", "push")
+# The simulated rig's task names (harmowam_edge.sim.tasks.TASK_NAMES; a sim test keeps the two equal).
+DEFAULT_TASKS = tuple(
+    f"{k}_{o}"
+    for k in ("pick", "pick_and_place", "reach")
+    for o in ("red_cube", "green_cube", "blue_cube", "yellow_cylinder")
+)
 
 
 def default_camera() -> CameraSpec:
@@ -271,6 +277,8 @@ class CheckpointConfig:
     gate: GateParams = field(default_factory=GateParams)
     untrained: bool = False
     seed: int | None = None
+    # What `harmowam-edge train` did (data digests, steps, seed, losses, wall time, device); None if never trained.
+    training: Mapping[str, Any] | None = None
 
     @property
     def action_dim(self) -> int:
@@ -306,6 +314,7 @@ class CheckpointConfig:
                 raise ConfigError(f"tasks[{i}].embedding: expected finite numbers")
 
     def to_dict(self) -> dict[str, Any]:
+        training = {} if self.training is None else {"training": dict(self.training)}
         return {
             "format": CONFIG_FORMAT,
             "version": CONFIG_VERSION,
@@ -317,6 +326,7 @@ class CheckpointConfig:
             "cameras": [c.to_dict() for c in self.cameras],
             "tasks": [{"name": t.name, "embedding": list(t.embedding)} for t in self.tasks],
             "gate": self.gate.to_dict(),
+            **training,
         }
 
     @classmethod
@@ -368,6 +378,11 @@ class CheckpointConfig:
         seed = d.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigError(f"seed: expected an integer or null, got {seed!r}")
+        training = d.get("training")
+        if training is not None and not isinstance(training, Mapping):
+            raise ConfigError(f"training: expected an object, got {training!r}")
+        if training is not None and untrained:
+            raise ConfigError("training: a trained checkpoint cannot also say untrained: true")
         cfg = cls(
             architecture=arch,
             action_space=space,
@@ -377,6 +392,7 @@ class CheckpointConfig:
             gate=gate,
             untrained=untrained,
             seed=seed,
+            training=training,
         )
         cfg.validate()
         return cfg

@@ -2,7 +2,8 @@
 
 Every network takes and returns raw units (uint8 RGB frames at camera resolution, uint16 depth, radians, metres):
 crop, resize, scaling and proprio/action (de)normalisation are part of the modules, so they end up inside the
-exported graphs and there is no train/deploy mismatch. Batch 1, static shapes (design §3).
+exported graphs and there is no train/deploy mismatch. The exported graphs are batch 1 with static shapes (design
+§3); the same modules take any batch for training (a batch of 1 traces to exactly the graphs it always did).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def _split(self, x: Tensor) -> Tensor:
-        n = x.shape[1]
-        return x.reshape(1, n, self.heads, self.head_dim).transpose(1, 2)
+        return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
     def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         k, v = self.kv(memory).chunk(2, dim=-1)
@@ -51,7 +51,7 @@ class Attention(nn.Module):
         q = self._split(self.q(x))
         k, v = kv
         weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * (self.head_dim**-0.5), dim=-1)
-        y = torch.matmul(weights, v).transpose(1, 2).reshape(1, x.shape[1], self.heads * self.head_dim)
+        y = torch.matmul(weights, v).transpose(1, 2).reshape(x.shape[0], x.shape[1], self.heads * self.head_dim)
         return self.out(y)
 
     def forward(self, x: Tensor, memory: Tensor | None = None) -> Tensor:
@@ -136,7 +136,7 @@ class CropResize:
 
 
 class ImageStem(nn.Module):
-    """uint8 [1, H, W, 3] (+ uint16 depth [1, H, W]) -> patch tokens [1, n, D] with position embeddings."""
+    """uint8 [B, H, W, 3] (+ uint16 depth [B, H, W]) -> patch tokens [B, n, D] with position embeddings."""
 
     pix_scale: Tensor
     pix_shift: Tensor
@@ -177,6 +177,25 @@ class ImageStem(nn.Module):
         x = self.patch(x).flatten(2).transpose(1, 2)
         return x + self.pos
 
+    # Training caches the shrunk frames (crop + pool + resize run once per frame, not once per step). These three
+    # split `forward` at that point; `forward` itself stays as it is, so the exported graph does not change.
+
+    def shrink_color(self, image: Tensor) -> Tensor:
+        """uint8 [B, H, W, 3] -> float [B, 3, h, w] in pixel units (0..255), cropped and shrunk."""
+        return self._shrink(image.to(torch.float32).permute(0, 3, 1, 2))
+
+    def shrink_depth(self, depth: Tensor) -> Tensor:
+        """uint16 [B, H, W] -> float [B, 1, h, w] in [0, 1] over the working range."""
+        return self._shrink(torch.clamp(depth.to(torch.float32).unsqueeze(1) * self.depth_scale, 0.0, 1.0))
+
+    def embed_shrunk(self, color: Tensor, depth: Tensor | None = None) -> Tensor:
+        """What `forward` does after shrinking: the same tokens from `shrink_color` / `shrink_depth` outputs."""
+        x = color * self.pix_scale + self.pix_shift
+        if depth is not None:
+            x = torch.cat([x, depth * 2.0 - 1.0], dim=1)
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        return x + self.pos
+
 
 class Normalizer(nn.Module):
     """(x - mean) / std and back, with the statistics as graph constants."""
@@ -204,7 +223,7 @@ class WorldModel(nn.Module):
     """Frames + joint state + task -> current latent tokens, predicted latent evolution, pooled context.
 
     Inputs (in order): image_0..N-1, depth_i for each camera with depth, joint_pos, task_embedding.
-    Outputs: latents [1, M, D], future_latents [1, H, M, D], context [1, D].
+    Outputs: latents [B, M, D], future_latents [B, H, M, D], context [B, D].
     """
 
     def __init__(
@@ -239,6 +258,19 @@ class WorldModel(nn.Module):
             stem(img, depths.get(i)) + self.camera_emb[i]
             for i, (stem, img) in enumerate(zip(self.stems, images, strict=True))
         ]
+        return self.encode_tokens(tokens, joint_pos, task)
+
+    def forward_shrunk(
+        self, colors: list[Tensor], depths: list[Tensor | None], joint_pos: Tensor, task: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """`forward` from cached shrunk frames (one per camera; depth None where a camera has none)."""
+        tokens = [
+            cast(ImageStem, stem).embed_shrunk(c, d) + self.camera_emb[i]
+            for i, (stem, c, d) in enumerate(zip(self.stems, colors, depths, strict=True))
+        ]
+        return self.encode_tokens(tokens, joint_pos, task)
+
+    def encode_tokens(self, tokens: list[Tensor], joint_pos: Tensor, task: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         task_tok = self.task_in(task).unsqueeze(1)
         tokens.append(self.proprio_in(self.proprio.normalize(joint_pos)).unsqueeze(1))
         tokens.append(task_tok)
@@ -246,13 +278,17 @@ class WorldModel(nn.Module):
         for block in self.encoder:
             x = block(x)
         x = self.encoder_norm(x)
-        lat = self.compress(self.latent_queries, self.compress.memory_kv(x))
+        b = x.shape[0]
+        # The queries are one [1, M, D] parameter: expanded to the batch, never reshaped with it (a batch of 1
+        # keeps the graph it always had).
+        queries = self.latent_queries if b == 1 else self.latent_queries.expand(b, -1, -1)
+        lat = self.compress(queries, self.compress.memory_kv(x))
         latents = self.latent_norm(lat)
         m, h, d = self.arch.latent_tokens, self.arch.horizon, self.arch.dim
-        fut = (latents.unsqueeze(1) + self.horizon_emb).reshape(1, h * m, d)
+        fut = (latents.unsqueeze(1) + self.horizon_emb).reshape(b, h * m, d)
         for block in self.dynamics:
             fut = block(fut)
-        future = latents.unsqueeze(1) + self.future_norm(fut).reshape(1, h, m, d)
+        future = latents.unsqueeze(1) + self.future_norm(fut).reshape(b, h, m, d)
         context = self.context_norm(latents.mean(dim=1) + task_tok.squeeze(1))
         return latents, future, context
 
@@ -288,7 +324,8 @@ class _Memory(nn.Module):
 
     def forward(self, latents: Tensor, future_latents: Tensor) -> Tensor:
         a = self.arch
-        tokens = torch.cat([latents, future_latents.reshape(1, a.horizon * a.latent_tokens, a.dim)], dim=1)
+        b = latents.shape[0]
+        tokens = torch.cat([latents, future_latents.reshape(b, a.horizon * a.latent_tokens, a.dim)], dim=1)
         return self.proj(tokens) + self.pos
 
 
@@ -321,10 +358,10 @@ class ReactiveExpert(nn.Module):
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal embedding of the flow time t in [0, 1] -> [1, dim]."""
+    """Sinusoidal embedding of the flow time t [B] in [0, 1] -> [B, dim]."""
     half = dim // 2
     freqs = torch.exp(torch.arange(half, dtype=torch.float32) * (-math.log(1000.0) / max(half - 1, 1)))
-    angles = t.reshape(1, 1) * 1000.0 * freqs.reshape(1, half)
+    angles = t.reshape(t.shape[0], 1) * 1000.0 * freqs.reshape(1, half)
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
@@ -371,7 +408,7 @@ class PredictiveExpert(nn.Module):
     def sample(
         self, latents: Tensor, future_latents: Tensor, context: Tensor, joint_pos: Tensor, noise: Tensor
     ) -> Tensor:
-        """N Euler steps from noise; returns denormalised actions [1, K, A]."""
+        """N Euler steps from noise; returns denormalised actions [B, K, A]."""
         cond, kvs = self.prepare(latents, future_latents, context, joint_pos)
         n = self.arch.flow_steps
         x = noise
@@ -391,7 +428,7 @@ class PredictiveExpert(nn.Module):
         dt: Tensor,
     ) -> tuple[Tensor, Tensor]:
         cond, kvs = self.prepare(latents, future_latents, context, joint_pos)
-        x_next = x_t + dt.reshape(1, 1, 1) * self.velocity(x_t, t, cond, kvs)
+        x_next = x_t + dt.reshape(dt.shape[0], 1, 1) * self.velocity(x_t, t, cond, kvs)
         return x_next, self.action.denormalize(x_next)
 
 

@@ -1,0 +1,128 @@
+"""One loss per network, trained jointly in one backward pass (docs/training.md says why and how).
+
+- world model: its predicted future latents against an EMA copy's latents of the frames (and joint states) at
+  the horizon steps, plus a variance hinge on the current latents across the batch (no collapse to a constant);
+- predictive expert: flow matching on the normalised chunk, with the runtime's schedule (t = 0 noise, t = 1
+  actions, x_t = (1 - t) noise + t actions, velocity target actions - noise, Euler steps x + dt v);
+- reactive expert: L1 on the normalised chunk from the world model's *predicted* latents, as it runs on the robot;
+- gate: binary cross-entropy on the expert phase labels where the data has them, else on which expert's chunk
+  is nearer the target (the predictive one judged by its one-step estimate x_t + (1 - t) v).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from export.checkpoint import EdgeNetworks
+from export.learning.sampler import Batch
+
+VARIANCE_TARGET = 0.5  # hinge on each latent feature's std across the batch (LayerNorm outputs: at most ~1)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    world_model: float = 1.0
+    variance: float = 1.0
+    reactive: float = 1.0
+    predictive: float = 1.0
+    gate: float = 0.1
+
+
+class PolicyModel(nn.Module):
+    """The four networks as one module: one optimizer, one DDP wrapper, `forward` returns the losses."""
+
+    def __init__(self, nets: EdgeNetworks, weights: LossWeights | None = None) -> None:
+        super().__init__()
+        self.world_model = nets.world_model
+        self.gate = nets.gate
+        self.reactive_expert = nets.reactive_expert
+        self.predictive_expert = nets.predictive_expert
+        self.weights = weights or LossWeights()
+
+    def normalize_actions(self, a: Tensor) -> Tensor:
+        return self.reactive_expert.action.normalize(a)
+
+    def forward(self, batch: Batch, target_latents: Tensor, noise: Tensor, flow_t: Tensor) -> dict[str, Tensor]:
+        """Losses of one batch. target_latents [B, H, M, D] (EMA, no grad), noise [B, K, A], flow_t [B] in [0, 1]."""
+        w = self.weights
+        latents, future, context = self.world_model.forward_shrunk(
+            batch.colors, batch.depths, batch.joint_pos, batch.task
+        )
+        losses: dict[str, Tensor] = {}
+        losses["world_model"] = F.mse_loss(future, target_latents)
+        std = torch.sqrt(latents.var(dim=0) + 1e-4)
+        losses["variance"] = torch.relu(VARIANCE_TARGET - std).mean()
+
+        target = self.normalize_actions(batch.chunk)
+        mask = batch.weight.reshape(-1, 1, 1)
+        denom = mask.sum().clamp(min=1.0) * target.shape[1] * target.shape[2]
+
+        reactive = self.normalize_actions(self.reactive_expert(latents, future, batch.joint_pos))
+        r_err = (reactive - target).abs()
+        losses["reactive"] = (r_err * mask).sum() / denom
+
+        pe = self.predictive_expert
+        t = flow_t.reshape(-1, 1, 1)
+        x_t = (1.0 - t) * noise + t * target
+        cond, kvs = pe.prepare(latents, future, context, batch.joint_pos)
+        v = pe.velocity(x_t, flow_t, cond, kvs)
+        losses["predictive"] = (((v - (target - noise)) ** 2) * mask).sum() / denom
+
+        gate_w = self.gate(context.detach(), batch.joint_pos)  # [B, K]
+        with torch.no_grad():
+            p_err = (x_t + (1.0 - t) * v - target).abs().mean(-1)
+            by_accuracy = (p_err < r_err.mean(-1)).to(gate_w.dtype)
+            labelled = (batch.gate >= 0).reshape(-1, 1)
+            gate_target = torch.where(labelled, batch.gate.reshape(-1, 1).expand_as(gate_w), by_accuracy)
+        bce = F.binary_cross_entropy(gate_w.clamp(1e-6, 1 - 1e-6), gate_target, reduction="none")
+        losses["gate"] = (bce * batch.weight.reshape(-1, 1)).sum() / (batch.weight.sum().clamp(min=1.0) * bce.shape[1])
+
+        losses["total"] = (
+            w.world_model * losses["world_model"]
+            + w.variance * losses["variance"]
+            + w.reactive * losses["reactive"]
+            + w.predictive * losses["predictive"]
+            + w.gate * losses["gate"]
+        )
+        return losses
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    for pt, po in zip(target.parameters(), online.parameters(), strict=True):
+        pt.mul_(momentum).add_(po.detach(), alpha=1.0 - momentum)
+
+
+@torch.no_grad()
+def target_latents(ema_world_model: nn.Module, batch: Batch, horizon: int) -> Tensor:
+    """The EMA world model's current latents of the frames at the horizon steps: [B, H, M, D]."""
+    lat, _, _ = ema_world_model.forward_shrunk(  # type: ignore[operator]
+        batch.future_colors, batch.future_depths, batch.future_joint_pos, batch.future_task
+    )
+    b = lat.shape[0] // horizon
+    return lat.reshape(b, horizon, lat.shape[1], lat.shape[2])
+
+
+@torch.no_grad()
+def action_errors(model: PolicyModel, batch: Batch, noise: Tensor) -> dict[str, float]:
+    """Mean absolute chunk error in normalised units of each expert, the gate's blend, and holding the pose."""
+    wm = model.world_model
+    latents, future, context = wm.forward_shrunk(batch.colors, batch.depths, batch.joint_pos, batch.task)
+    target = model.normalize_actions(batch.chunk)
+    reactive = model.normalize_actions(model.reactive_expert(latents, future, batch.joint_pos))
+    pred = model.normalize_actions(model.predictive_expert.sample(latents, future, context, batch.joint_pos, noise))
+    gate_w = model.gate(context, batch.joint_pos).unsqueeze(-1)
+    blend = gate_w * pred + (1.0 - gate_w) * reactive
+    hold = model.normalize_actions(batch.joint_pos.unsqueeze(1).expand_as(batch.chunk))
+    # Keys apart from the loss names: validation reports both in one dict.
+    return {
+        "error_reactive": float((reactive - target).abs().mean()),
+        "error_predictive": float((pred - target).abs().mean()),
+        "blend": float((blend - target).abs().mean()),
+        "hold": float((hold - target).abs().mean()),
+        "gate_mean": float(gate_w.mean()),
+    }

@@ -1,0 +1,105 @@
+"""`harmowam-edge train`: demonstrations -> a trained checkpoint (issue 12). torch is imported inside the body."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _console() -> Any:
+    import shutil
+
+    from rich.console import Console
+
+    return Console(highlight=False, width=max(shutil.get_terminal_size((120, 24)).columns, 120))
+
+
+def train(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="A `sim demos` folder or LeRobot dataset; repeat for several.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write (config + safetensors).")],
+    preset: Annotated[str, typer.Option("--preset", help="nano, small, base or reference.")] = "nano",
+    steps: Annotated[
+        int, typer.Option("--steps", help="Optimizer steps in all (with --resume: the new total).")
+    ] = 1000,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda (under torchrun: one GPU per rank).")] = "cpu",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Read the data and print what training would see; do not train.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per step and process.")] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate.")] = 5e-4,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, batches, noise and held-out split.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0: one per core).")] = 0,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of episodes held out.")] = 0.1,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Steps between validations (0: steps/10).")] = 0,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: steps/5).")
+    ] = 0,
+    horizon_dt: Annotated[
+        float | None, typer.Option("--horizon-dt", help="Seconds between world-model horizon steps.")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Model input WIDTHxHEIGHT instead of the preset's (e.g. 128x96).")
+    ] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", help="LeRobot feature mapping file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out.")] = False,
+) -> None:
+    """Train the world model, both experts and the gate on demonstrations; writes a checkpoint `export bundle` takes."""
+    from export.learning.trainer import TrainOptions, describe_data
+    from export.learning.trainer import train as run_training
+
+    opts = TrainOptions(
+        preset=preset,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        threads=threads,
+        val_fraction=val_fraction,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        horizon_dt_s=horizon_dt,
+        image=image,
+    )
+    console = _console()
+    if check:
+        for line in describe_data(data, opts, mapping):
+            console.print(line, markup=False)
+        return
+    result = run_training(
+        data,
+        out,
+        opts,
+        resume=resume,
+        force=force,
+        mapping=mapping,
+        say=lambda m: console.print(m, markup=False),
+    )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun rank 0 reports
+    t = result.training
+    final = t.get("val_final", {})
+    console.print(
+        f"wrote {result.checkpoint}: {t['steps']} steps in {t['wall_time_s']:.0f} s ({t['steps_per_s']} steps/s), "
+        f"final train loss {t['final_losses'].get('total', float('nan')):.4f}"
+        + (
+            f", held-out action error {final['blend']:.4f} (untrained {t['val_initial']['blend']:.4f}, "
+            f"hold-the-pose {final['hold']:.4f}), frame swap +{final.get('swap_gain', 0.0):.4f}"
+            if final
+            else ""
+        ),
+        markup=False,
+    )
+    console.print(f"next: harmowam-edge export bundle {result.checkpoint} --out bundles/{result.checkpoint.name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
