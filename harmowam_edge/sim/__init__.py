@@ -31,11 +31,13 @@ except ImportError as e:  # pragma: no cover - the sim extra is installed wherev
 
 from harmowam_edge.sim.arm import HOME, HOME_GRIPPER, JOINT_NAMES, forward_kinematics
 from harmowam_edge.sim.camera import RenderError, SceneRenderer, SimCamera, depth_to_z16
-from harmowam_edge.sim.demos import collect_demos, read_dataset, read_episode
+from harmowam_edge.sim.demos import collect_demos, read_dataset, read_episode, read_setpoints
+from harmowam_edge.sim.evaluation import EvalConfig, run_evaluation
 from harmowam_edge.sim.expert import EpisodeResult, ScriptedExpert, Task, parse_task
 from harmowam_edge.sim.plant import MujocoPlant
 from harmowam_edge.sim.rig import DEFAULT_CAMERA, RIG_NAME, SimRig, firmware_config, open_sim_rig
-from harmowam_edge.sim.scene import OBJECT_NAMES, Intrinsics, d435_intrinsics, place_objects, scene_xml
+from harmowam_edge.sim.scene import OBJECT_NAMES, SCENES, Intrinsics, d435_intrinsics, place_objects, scene_xml
+from harmowam_edge.sim.tasks import PHASE_NAMES, TASK_NAMES
 from harmowam_edge.sim.urdf import urdf_xml, write_urdf
 from harmowam_edge.sim.video import Overlay, VideoRecorder
 from harmowam_edge.sim.world import PhysicsStats, SimWorld
@@ -46,8 +48,12 @@ __all__ = [
     "HOME_GRIPPER",
     "JOINT_NAMES",
     "OBJECT_NAMES",
+    "PHASE_NAMES",
     "RIG_NAME",
+    "SCENES",
+    "TASK_NAMES",
     "EpisodeResult",
+    "EvalConfig",
     "Intrinsics",
     "MujocoPlant",
     "Overlay",
@@ -70,6 +76,8 @@ __all__ = [
     "place_objects",
     "read_dataset",
     "read_episode",
+    "read_setpoints",
+    "run_evaluation",
     "scene_xml",
     "urdf_xml",
     "write_urdf",

@@ -76,7 +76,7 @@ def bench_physics(report: BenchReport, arms: int = 1, seconds: float = 3.0) -> N
 
 def bench_rig(report: BenchReport, seconds: float = 4.0, width: int = 640, height: int = 480) -> None:
     """The rig as the runtime uses it: 200 Hz setpoints over the PTY, a 30 fps RGB-D camera, physics."""
-    from firmware_bridge import ArmLink
+    from firmware_bridge import ArmLink, FirmwareSimulator
     from harmowam_edge.sim.arm import HOME
     from harmowam_edge.sim.rig import open_sim_rig
 
@@ -87,6 +87,7 @@ def bench_rig(report: BenchReport, seconds: float = 4.0, width: int = 640, heigh
         link.wait_state(1.0)
         link.enable()
         cam, sim, plant = rig.sim_cameras[0], rig.simulators[0], rig.plants[0]
+        assert isinstance(sim, FirmwareSimulator)  # opened without a servo bus: the protocol firmware simulator
         home = np.array(HOME)
         tracking, ages, late = [], [], 0
         last_frame = 0

@@ -149,6 +149,7 @@ class SimCamera:
             return
         self._stop.clear()
         self._ready.clear()
+        self._slot = None  # a restarted camera never serves a frame from before its stop (its counter restarts)
         self._thread = threading.Thread(target=self._run, name=f"sim-camera-{self.name}", daemon=True)
         self._thread.start()
         self._ready.wait(timeout=30.0)

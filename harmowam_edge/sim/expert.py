@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_bridge import ArmClient, ArmState, FaultBits
+from firmware_bridge import ArmClient, ArmMode, ArmState, FaultBits
 from harmowam_edge.errors import ConfigError, HarmowamError
-from harmowam_edge.sim import planning, scene
+from harmowam_edge.sim import perturb as perturb_mod
+from harmowam_edge.sim import planning
+from harmowam_edge.sim import success as success_mod
 from harmowam_edge.sim.rig import SimRig
+from harmowam_edge.sim.tasks import IDLE_PHASE, PERTURB_PHASE, PHASE_NAMES, Task, parse_task, phase_index
 
 CONTROL_HZ = 100.0  # setpoint stream rate of the expert
-RECORD_HZ = 10.0  # observation/action rate written to demonstrations
-REACH_TOLERANCE = 0.01  # m: the TCP "reached" its target within this
-LIFT_SUCCESS = 0.05  # m: a picked object is at least this far above where it lay
-PLACE_TOLERANCE = 0.03  # m: a placed object's centre within this of the goal pad's centre
+RECORD_HZ: float | None = None  # None: record a step for every new frame of the first camera (the camera rate)
+REACH_TOLERANCE = success_mod.REACH_TOLERANCE
+LIFT_SUCCESS = success_mod.LIFT_SUCCESS
+PLACE_TOLERANCE = success_mod.PLACE_TOLERANCE
 _FAULTS = (
     FaultBits.WATCHDOG_HOLD
     | FaultBits.WATCHDOG_TORQUE_OFF
@@ -33,47 +36,11 @@ _FAULTS = (
 )
 _LIMITED = FaultBits.POSITION_CLAMPED | FaultBits.VELOCITY_LIMITED | FaultBits.ACCELERATION_LIMITED
 
+__all__ = ["PHASE_NAMES", "ExpertError", "ScriptedExpert", "Step", "Task", "parse_task"]
+
 
 class ExpertError(HarmowamError):
     """The scripted expert could not run (a link refused to enable, a task it does not know)."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """`kind` is the bundle task name (reach, pick, pick_and_place); `object` the scene object it is about."""
-
-    kind: str
-    object: str
-
-    @property
-    def name(self) -> str:
-        return self.kind
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.object}"
-
-
-def parse_task(name: str, object_name: str | None = None, seed: int = 0) -> Task:
-    """`pick_red_cube`, `pick_and_place` with `object_name`, or a kind alone (the object then comes from the seed)."""
-    kinds = sorted(planning.TASK_KINDS, key=len, reverse=True)  # pick_and_place before pick
-    for kind in kinds:
-        if name == kind or name.startswith(kind + "_"):
-            rest = name[len(kind) + 1 :]
-            if rest and rest in scene.OBJECT_NAMES:
-                if object_name is not None and object_name != rest:
-                    raise ConfigError(f"--task {name} names {rest!r} but --object is {object_name!r}")
-                return Task(kind, rest)
-            if rest:
-                continue  # e.g. "pick_and_place" read as pick + "and_place": try the next kind
-            if object_name is None:
-                object_name = scene.OBJECT_NAMES[int(np.random.default_rng(seed).integers(len(scene.OBJECT_NAMES)))]
-            scene.object_by_name(object_name)
-            return Task(kind, object_name)
-    examples = ", ".join([*planning.TASK_KINDS, f"pick_{scene.OBJECT_NAMES[0]}"])
-    raise ConfigError(
-        f"--task {name!r}: the scripted expert knows {', '.join(planning.TASK_KINDS)} (optionally followed by "
-        f"_<object>, objects: {', '.join(scene.OBJECT_NAMES)}); e.g. {examples}"
-    )
 
 
 @dataclass(frozen=True)
@@ -89,6 +56,11 @@ class Step:
     joint_pos: np.ndarray  # float32 [A] measured
     joint_vel: np.ndarray  # float32 [A] measured (gripper: 0, the firmware reports no gripper velocity)
     action: np.ndarray  # float32 [A] the setpoint sent
+    phase: int = IDLE_PHASE  # the acting arm's phase at this step (index into tasks.PHASE_NAMES)
+
+
+# One commanded setpoint: host monotonic time it was sent, the action-space vector, its phase.
+SetpointSink = Callable[[float, np.ndarray, int], None]
 
 
 @dataclass
@@ -108,11 +80,14 @@ class EpisodeResult:
     fault_states: int  # state reports with a fault condition (watchdog, e-stop, drive fault) set
     limited_states: int = 0  # state reports saying the firmware had to limit or clamp the expert's setpoints
     steps: int = 0
+    pushes: int = 0  # mid-episode perturbations the expert recovered from (re-planned after)
+    replans: int = 0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "task": self.task.kind,
+            "task": self.task.name,
+            "kind": self.task.kind,
             "object": self.task.object,
             "seed": self.seed,
             "arm": self.arm,
@@ -128,6 +103,8 @@ class EpisodeResult:
             "fault_states": self.fault_states,
             "limited_states": self.limited_states,
             "steps": self.steps,
+            "pushes": self.pushes,
+            "replans": self.replans,
             "notes": list(self.notes),
         }
 
@@ -164,22 +141,33 @@ class ScriptedExpert:
         links: Sequence[ArmClient],
         *,
         control_hz: float = CONTROL_HZ,
-        record_hz: float = RECORD_HZ,
+        record_hz: float | None = RECORD_HZ,
+        perturb: perturb_mod.PerturbConfig | None = None,
     ) -> None:
         if len(links) != len(rig.arm_ports):
             raise ConfigError(f"links: expected one per arm ({len(rig.arm_ports)}), got {len(links)}")
+        if record_hz is not None and not record_hz > 0:
+            raise ConfigError(f"--record-hz: expected a rate > 0, got {record_hz}")
         self.rig = rig
         self.links = list(links)
         self.control_hz = control_hz
         self.record_hz = record_hz
+        self.perturb = perturb or perturb_mod.PerturbConfig()
         self._lower = [np.array([j.lower for j in a.joints]) for a in rig.action_space.arms]
         self._upper = [np.array([j.upper for j in a.joints]) for a in rig.action_space.arms]
 
     def reset(self, seed: int) -> None:
-        """A fresh episode: torque off, the world reset for the seed (arms home, objects placed), torque on."""
+        """A fresh episode: torque off, the world reset for the seed (objects placed; arms home, or at a seeded
+        perturbed pose with `--perturb start`), torque on."""
         for link in self.links:
+            state = link.wait_state(0.5)
+            if state is not None and state.mode is ArmMode.ESTOP:  # latched by a fault in an earlier episode
+                link.reset_estop()
             link.disable()
-        self.rig.world.reset(seed)
+        poses = None
+        if self.perturb.start:
+            poses = [perturb_mod.start_pose(seed, i, self.perturb) for i in range(len(self.links))]
+        self.rig.world.reset(seed, arm_poses=poses)
         time.sleep(0.05)  # let the firmware's reference follow the arm home while disabled
         self.enable()
 
@@ -193,39 +181,91 @@ class ScriptedExpert:
                 if time.monotonic() > deadline:
                     raise ExpertError(f"arm {self.rig.arm_names[i]}: did not enable (mode {state.mode.name})")
 
-    def run(self, task: Task, seed: int, on_step: Callable[[Step], None] | None = None) -> EpisodeResult:
-        """Plan from the measured state, stream the plan at the control rate, record at the record rate."""
+    def _plan(self, task: Task, acting: int) -> planning.TaskPlan:
+        s = _state(self.links[acting])
+        return planning.plan_task(
+            self.rig.world, acting, task.kind, task.object, np.asarray(s.positions, float), float(s.gripper or 0.0)
+        )
+
+    def run(
+        self,
+        task: Task,
+        seed: int,
+        on_step: Callable[[Step], None] | None = None,
+        on_setpoint: SetpointSink | None = None,
+    ) -> EpisodeResult:
+        """Plan from the measured state and stream the plan at the control rate; record a step per camera frame
+        (or at `record_hz`) and every setpoint sent. With `--perturb push`, one commanded push mid-episode, then
+        a new plan from the measured state."""
         rig, world = self.rig, self.rig.world
         acting = choose_arm(rig, task.object)
         starts = [_state(link) for link in self.links]
         q_start = [np.asarray(s.positions, float) for s in starts]
         g_start = [float(s.gripper or 0.0) for s in starts]
         try:
-            plan = planning.plan_task(world, acting, task.kind, task.object, q_start[acting], g_start[acting])
+            plan = self._plan(task, acting)
         except planning.IKError as e:  # an unreachable layout is a failed episode, not a crash
             return unplannable(task, seed, rig.arm_names[acting], e)
         obj_start, _ = world.object_pose(task.object)
-        target = plan.approach_position if task.kind == "reach" else plan.grasp_position
+        push = perturb_mod.push_for(seed, self.perturb) if self.perturb.push else None
+        push_at = None if push is None else push.fraction * _time_to_grasp(plan)
+        push_seg: planning.Segment | None = None  # the push being played (then: a new plan)
         period = 1.0 / self.control_hz
-        record_every = max(1, round(self.control_hz / self.record_hz))
         result = EpisodeResult(task, seed, plan.arm, False, False, float("inf"), 0.0, None, 0.0, 0, 0, 0, 0)
+        cam0 = rig.cameras[0] if rig.cameras else None
+        last_frame = -1
+        last_record = -np.inf
         t0 = time.monotonic()
+        t_plan = t0  # when the current plan (or push) started
+        q_cmd, g_cmd = q_start[acting], g_start[acting]
         tick = 0
         while True:
             now = time.monotonic()
-            t = now - t0
-            done = t >= plan.trajectory.duration
+            t = now - t_plan
+            if push_seg is not None and t >= push_seg.duration:
+                push_seg = None
+                try:
+                    plan = self._plan(task, acting)  # from where the push left the arm, as measured
+                    result.replans += 1
+                    result.pushes += 1
+                except planning.IKError as e:
+                    result.notes.append(f"no plan after the push: {e}")
+                    break
+                t_plan, t = now, 0.0
+            elif push_seg is None and push_at is not None and now - t0 >= push_at:
+                push_at = None
+                push_seg = self._push_segment(acting, q_cmd, g_cmd, push, result)
+                if push_seg is not None:
+                    t_plan, t = now, 0.0
+            if push_seg is not None:
+                q, v, g = push_seg.sample(t)
+                phase = PERTURB_PHASE
+                done = False
+            else:
+                q, v, g = plan.trajectory.sample(t)
+                phase = phase_index(plan.trajectory.segment_at(t).label)
+                done = t >= plan.trajectory.duration
+            q_cmd, g_cmd = q, g
             actions = []
             for i, link in enumerate(self.links):
                 if i == acting:
-                    q, v, g = plan.trajectory.sample(t)
+                    link.send_setpoint(q, v, g)
+                    actions.append(np.append(q, g))
                 else:
-                    q, v, g = q_start[i], np.zeros_like(q_start[i]), g_start[i]
-                link.send_setpoint(q, v, g)
-                actions.append(np.append(q, g))
+                    link.send_setpoint(q_start[i], np.zeros_like(q_start[i]), g_start[i])
+                    actions.append(np.append(q_start[i], g_start[i]))
                 result.setpoints += 1
-            if tick % record_every == 0 or done:
-                step = self._observe(result.steps, now, np.concatenate(actions), result)
+            action = np.concatenate(actions).astype(np.float32)
+            if on_setpoint is not None:
+                on_setpoint(now, action, phase)
+            frame = cam0.latest() if cam0 is not None else None
+            fresh = frame is None or frame.frame_number != last_frame
+            due = self.record_hz is None or now - last_record >= 0.999 / self.record_hz
+            if fresh and due:  # one step per camera frame: never the same frame twice
+                step = self._observe(result.steps, now, action, phase, result)
+                last_frame = step.frame_numbers[0] if step.frame_numbers else -1
+                last_record = now
+                target = plan.approach_position if task.kind == "reach" else plan.grasp_position
                 tcp = world.tcp_position(acting)
                 result.reach_error_m = min(result.reach_error_m, float(np.linalg.norm(tcp - target)))
                 if on_step is not None:
@@ -244,7 +284,24 @@ class ScriptedExpert:
         judge(self.rig, result, plan, obj_start, acting)
         return result
 
-    def _observe(self, index: int, now: float, action: np.ndarray, result: EpisodeResult) -> Step:
+    def _push_segment(
+        self, acting: int, q: np.ndarray, g: float, push: perturb_mod.Push | None, result: EpisodeResult
+    ) -> planning.Segment | None:
+        """A move of the tool by the push's offset from the commanded pose (None, with a note, if IK cannot)."""
+        if push is None:
+            return None
+        ik = planning.IKSolver(self.rig.world)
+        arm = self.rig.world.arm(acting)
+        pos, rot = ik.tcp_pose(arm, q)
+        try:
+            q_push = ik.solve(arm, pos + push.offset, rot, q).q
+        except planning.IKError as e:
+            result.notes.append(f"push skipped: {e}")
+            return None
+        seg = planning.timed_segment(q, q_push, g, g, "perturb")
+        return planning.Segment(seg.q0, seg.q1, seg.g0, seg.g1, seg.duration + 0.15, "perturb")  # then a pause
+
+    def _observe(self, index: int, now: float, action: np.ndarray, phase: int, result: EpisodeResult) -> Step:
         images, depths, t_cap, numbers = [], [], [], []
         for cam in self.rig.cameras:
             f = cam.latest()
@@ -277,8 +334,27 @@ class ScriptedExpert:
             frame_numbers=tuple(numbers),
             joint_pos=np.concatenate(pos).astype(np.float32),
             joint_vel=np.concatenate(vel).astype(np.float32),
-            action=action.astype(np.float32),
+            action=action,
+            phase=phase,
         )
+
+
+def _time_to_grasp(plan: planning.TaskPlan) -> float:
+    """Plan time up to the grasp (reach: to the end of the approach): the window a push may fall in. Later, a
+    push would drag a half-grasped object (or tip it over) rather than move the tool."""
+    t = 0.0
+    for seg in plan.trajectory.segments:
+        if seg.label == ("settle" if plan.kind == "reach" else "grasp"):
+            return t
+        t += seg.duration
+    return t
+
+
+def facts(rig: SimRig, object_name: str, obj_start: np.ndarray, acting: int) -> success_mod.WorldFacts:
+    """Ground truth for the success predicates, read from the live world."""
+    world = rig.world
+    obj_now, _ = world.object_pose(object_name)
+    return success_mod.WorldFacts(obj_start, obj_now, world.tcp_position(acting), world.goal_position())
 
 
 def judge(
@@ -289,24 +365,16 @@ def judge(
     acting: int,
     settle_s: float = 0.2,
 ) -> None:
-    """Fill in success from the simulator's ground truth (after `settle_s` for the object to come to rest)."""
-    world = rig.world
+    """Fill in success from the task's predicate on ground truth (after `settle_s` for the object to come to rest)."""
     time.sleep(settle_s)
-    obj_end, _ = world.object_pose(plan.object)
-    tcp = world.tcp_position(acting)
-    result.lift_m = float(obj_end[2] - obj_start[2])
+    f = facts(rig, plan.object, obj_start, acting)
+    result.lift_m = float(f.object_now[2] - f.object_start[2])
     result.reached = bool(result.reach_error_m <= REACH_TOLERANCE)
-    if plan.kind == "reach":
-        result.success = bool(np.linalg.norm(tcp - plan.approach_position) <= REACH_TOLERANCE)
-    elif plan.kind == "pick":
-        held = bool(np.linalg.norm(obj_end - tcp) < 0.03)
-        result.success = result.lift_m >= LIFT_SUCCESS and held
-        if not held:
-            result.notes.append("the object is not between the fingers at the end")
-    else:
-        goal = world.goal_position()
-        result.place_error_m = float(np.linalg.norm(obj_end[:2] - goal[:2]))
-        resting = bool(abs(obj_end[2] - obj_start[2]) < 0.01)
-        result.success = result.place_error_m <= PLACE_TOLERANCE and resting
+    verdict = success_mod.judge_task(plan.kind, f)
+    result.success = verdict.success
+    if plan.kind == "pick_and_place":
+        result.place_error_m = verdict.measure
+    if not verdict.success:
+        result.notes.append(verdict.why)
     if result.limit_violations:
         result.notes.append(f"{result.limit_violations} measured positions outside the joint limits")

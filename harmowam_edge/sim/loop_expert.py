@@ -27,19 +27,19 @@ from harmowam_edge.control.safety import SafetyConfig
 from harmowam_edge.errors import ConfigError
 from harmowam_edge.policy.gate import GateMode
 from harmowam_edge.policy.policy import STAGES, ActionChunk, Observation
-from harmowam_edge.sim import planning
-from harmowam_edge.sim.demos import DemoWriter, check_out_dir
+from harmowam_edge.sim import planning, seeds
+from harmowam_edge.sim.demos import DemoWriter, check_out_dir, episode_task
 from harmowam_edge.sim.expert import (
     RECORD_HZ,
     EpisodeResult,
+    SetpointSink,
     Step,
-    Task,
     choose_arm,
     judge,
-    parse_task,
     unplannable,
 )
 from harmowam_edge.sim.rig import SimRig, open_sim_rig
+from harmowam_edge.sim.tasks import IDLE_PHASE, Task, parse_task, phase_index
 
 SCRIPTED_MODE = cast(GateMode, "scripted")  # not a gate decision: the chunks come from the plan
 SIM_STATE_TIMEOUT_S = 0.5  # as run --sim
@@ -103,27 +103,30 @@ class ScriptedPolicy:
             experts=("scripted",),
             timings=timings,
             t_ready=time.monotonic(),
-            task=self.task.kind,
+            task=self.task.name,
             frame_numbers=tuple(f.frame_number for f in obs.frames),
         )
 
 
 class DemoObserver(RunObserver):
-    """Records steps at `record_hz` (own thread), and judges the episode from ground truth when the plan ends."""
+    """Records a step per camera frame (or at `record_hz`; own thread) and every setpoint the loop sent, and
+    judges the episode from ground truth when the plan ends."""
 
     def __init__(
         self,
         rig: SimRig,
         policy: ScriptedPolicy,
         acting: int,
-        record_hz: float = RECORD_HZ,
+        record_hz: float | None = RECORD_HZ,
         on_step: Callable[[Step], None] | None = None,
+        on_setpoint: SetpointSink | None = None,
     ) -> None:
         self.rig = rig
         self.policy = policy
         self.acting = acting
         self.record_hz = record_hz
         self.on_step = on_step
+        self.on_setpoint = on_setpoint
         plan = policy.plans[acting]
         assert plan is not None
         self.plan = plan
@@ -147,7 +150,16 @@ class DemoObserver(RunObserver):
         self._thread.start()
 
     def on_tick(self, tick: TickRecord) -> None:
-        self._tick = tick  # one store: the control thread must not wait
+        self._tick = tick  # one store (and a list append): the control thread must not wait
+        if self.on_setpoint is not None and tick.sent:
+            self.on_setpoint(tick.t, np.asarray(tick.command, np.float32), self.phase_at(tick.t))
+
+    def phase_at(self, now: float) -> int:
+        """The acting arm's plan phase at host time `now` (idle before the first chunk and after the plan)."""
+        elapsed = self.policy.elapsed(now)
+        if elapsed is None or elapsed > self.plan.trajectory.duration:
+            return IDLE_PHASE
+        return phase_index(self.plan.trajectory.segment_at(elapsed).label)
 
     def on_chunk(self, chunk: ActionChunk, frames: Sequence[Frame]) -> None:
         pass
@@ -158,11 +170,18 @@ class DemoObserver(RunObserver):
             self._thread.join(timeout=10.0)
 
     def _run(self) -> None:
-        period = 1.0 / self.record_hz
+        period = 1.0 / self.record_hz if self.record_hz is not None else 0.0
         world = self.rig.world
+        cam0 = self.rig.cameras[0] if self.rig.cameras else None
+        last_frame: int | None = None
         next_t = time.monotonic()
         try:
             while not self._stop.is_set():
+                if self.record_hz is None and cam0 is not None:  # one step per new frame of the first camera
+                    frame = cam0.wait_newer(last_frame, timeout=0.1)
+                    if frame is None:
+                        continue
+                    last_frame = frame.frame_number
                 now = time.monotonic()
                 elapsed = self.policy.elapsed(now)
                 tick = self._tick
@@ -178,8 +197,9 @@ class DemoObserver(RunObserver):
                         self.steps += 1
                     if self.result is None and elapsed >= self.policy.duration:
                         self.result = self._judge()
-                next_t += period
-                self._stop.wait(max(0.0, next_t - time.monotonic()))
+                if self.record_hz is not None or cam0 is None:
+                    next_t += period or 1.0 / 30.0
+                    self._stop.wait(max(0.0, next_t - time.monotonic()))
         except Exception as e:  # the run goes on; the episode is reported as failed
             self.error = e
 
@@ -206,6 +226,7 @@ class DemoObserver(RunObserver):
             joint_pos=np.asarray(tick.measured, np.float32),
             joint_vel=np.concatenate(vel).astype(np.float32),
             action=np.asarray(tick.command, np.float32),
+            phase=self.phase_at(now),
         )
 
     def _judge(self) -> EpisodeResult:
@@ -232,8 +253,9 @@ def run_episode_via_runtime(
     task: Task,
     seed: int,
     *,
-    record_hz: float = RECORD_HZ,
+    record_hz: float | None = RECORD_HZ,
     on_step: Callable[[Step], None] | None = None,
+    on_setpoint: SetpointSink | None = None,
 ) -> tuple[EpisodeResult, RunSummary | None]:
     """Reset the world for `seed`, plan from the arms' home pose, and run the plan through `run_policy`
     (the summary is None when no plan could be made and nothing ran)."""
@@ -248,9 +270,9 @@ def run_episode_via_runtime(
     except planning.IKError as e:  # an unreachable layout is a failed episode, not a crash
         return unplannable(task, seed, rig.arm_names[acting], e), None
     policy = ScriptedPolicy(bundle.manifest, plans, task)
-    observer = DemoObserver(rig, policy, acting, record_hz, on_step)
+    observer = DemoObserver(rig, policy, acting, record_hz, on_step, on_setpoint)
     options = RunOptions(
-        task=task.kind,
+        task=task.name,
         duration_s=policy.duration + RUN_MARGIN_S,
         seed=seed,
         handle_signals=False,
@@ -293,14 +315,15 @@ def collect_demos_via_runtime(
     *,
     object_name: str | None = None,
     seed: int = 0,
-    record_hz: float = RECORD_HZ,
+    record_hz: float | None = RECORD_HZ,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """`sim demos --bundle B`: episodes through the runtime's loop, on B's cameras and action space."""
     if episodes < 1:
         raise ConfigError(f"--episodes: expected at least 1, got {episodes}")
+    seeds.check_training_seeds(seed, episodes)
     say = progress or (lambda _m: None)
-    task = parse_task(task_name, object_name, seed)
+    parse_task(task_name, object_name, seed)  # a clear error before anything starts
     check_out_dir(Path(out))
     with contextlib.ExitStack() as stack:
         bundle = load_bundle(bundle_path)
@@ -310,18 +333,25 @@ def collect_demos_via_runtime(
             open_sim_rig(len(m.action_space.arms), list(m.cameras), seed, action_space=m.action_space)
         )
         control_hz = 200.0
-        writer = DemoWriter(out, rig, task, record_hz, control_hz)
+        writer = DemoWriter(out, rig, task_name, record_hz, control_hz)
+        stack.callback(writer.close)
         writer.meta["driver"] = f"runtime control loop (run_policy) with bundle {bundle_path}"
         for i in range(episodes):
             ep_seed = seed + i
-            ep_task = (
-                task if object_name is not None or task_name != task.kind else parse_task(task.kind, None, ep_seed)
+            ep_task = episode_task(task_name, object_name, ep_seed)
+            writer.begin(i, ep_task, ep_seed)
+            result, _ = run_episode_via_runtime(
+                bundle,
+                rig,
+                ep_task,
+                ep_seed,
+                record_hz=record_hz,
+                on_step=writer.add,
+                on_setpoint=writer.add_setpoint,
             )
-            writer.begin(i)
-            result, _ = run_episode_via_runtime(bundle, rig, ep_task, ep_seed, record_hz=record_hz, on_step=writer.add)
             writer.end(result)
             say(
-                f"episode {i + 1}/{episodes} (seed {ep_seed}, {ep_task.describe()}, through the runtime loop): "
+                f"episode {i + 1}/{episodes} (seed {ep_seed}, {ep_task.name}, through the runtime loop): "
                 f"{'success' if result.success else 'FAILED'} [reach error {result.reach_error_m * 1e3:.1f} mm, "
                 f"lift {result.lift_m * 1e3:.0f} mm, {result.steps} steps]"
                 + (f" ({'; '.join(result.notes)})" if result.notes else "")

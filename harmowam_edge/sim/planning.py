@@ -20,7 +20,8 @@ from harmowam_edge.bundle.schema import (
     REFERENCE_JOINT_MAX_VELOCITY,
 )
 from harmowam_edge.sim import arm as arm_desc
-from harmowam_edge.sim import scene
+from harmowam_edge.sim import success
+from harmowam_edge.sim.tasks import TASK_KINDS
 from harmowam_edge.sim.world import ArmIndex, SimWorld
 
 # The expert moves well inside the firmware's limits, so the firmware never has to clip its reference.
@@ -28,7 +29,7 @@ EXPERT_VELOCITY = 0.6 * REFERENCE_JOINT_MAX_VELOCITY
 EXPERT_ACCELERATION = 0.5 * REFERENCE_JOINT_MAX_ACCELERATION
 GRIPPER_VELOCITY = 0.8 * REFERENCE_GRIPPER[2]
 GRIPPER_ACCELERATION = 0.8 * REFERENCE_GRIPPER[3]
-APPROACH_HEIGHT = 0.12  # m above the grasp point
+APPROACH_HEIGHT = success.APPROACH_HEIGHT  # m above the grasp point
 LIFT_HEIGHT = 0.15  # m above the grasp point
 GRASP_CLOSED = 0.0  # commanded opening when closing: the fingers stop on the object and squeeze
 CLOSE_TIME = 0.6  # s for the fingers to close and settle
@@ -164,7 +165,8 @@ def min_jerk_duration(delta: np.ndarray, v_max: float, a_max: float, minimum: fl
 
 @dataclass(frozen=True)
 class Segment:
-    """A minimum-jerk move from `q0` to `q1` (joints) and `g0` to `g1` (gripper opening) over `duration`."""
+    """A minimum-jerk move from `q0` to `q1` (joints) and `g0` to `g1` (gripper opening) over `duration`; `label`
+    is its phase (`tasks.PHASE_NAMES`)."""
 
     q0: np.ndarray
     q1: np.ndarray
@@ -209,7 +211,6 @@ class JointTrajectory:
         return last.q1.copy(), np.zeros_like(last.q1), last.g1
 
 
-TASK_KINDS = ("reach", "pick", "pick_and_place")
 PLACE_CLEARANCE = 0.004  # m: release the object this far above its resting height
 
 
@@ -239,7 +240,8 @@ def _gripper_time(g0: float, g1: float) -> float:
     return min_jerk_duration(np.array([g1 - g0]), GRIPPER_VELOCITY, GRIPPER_ACCELERATION, 0.0)
 
 
-def _timed(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: str, slow: bool = False) -> Segment:
+def timed_segment(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: str, slow: bool = False) -> Segment:
+    """A minimum-jerk move as fast as the expert's velocity and acceleration limits allow (`slow`: 40 %)."""
     v = EXPERT_VELOCITY * (0.4 if slow else 1.0)
     duration = max(min_jerk_duration(q1 - q0, v, EXPERT_ACCELERATION, 0.8), _gripper_time(g0, g1))
     return Segment(q0, q1, g0, g1, duration, label)
@@ -256,7 +258,7 @@ def plan_task(
     """reach: stop above the object; pick: grasp it and lift; pick_and_place: then set it on the goal pad."""
     if kind not in TASK_KINDS:
         raise ValueError(f"task: expected one of {', '.join(TASK_KINDS)}, got {kind!r}")
-    obj = scene.object_by_name(object_name)
+    obj = world.object_spec(object_name)
     arm = world.arm(which)
     pos, quat = world.object_pose(object_name)
     ik = IKSolver(world)
@@ -264,14 +266,15 @@ def plan_task(
     _, rot_now = ik.tcp_pose(arm, q0)
     yaw_now = math.atan2(rot_now[1, 1], rot_now[0, 1])
     rot = top_down_rotation(grasp_yaw(quat, yaw_now) if obj.kind == "box" else yaw_now)
-    grasp = pos.copy()
-    # Keep the fingertips just clear of the table: the TCP sits 15 mm above the finger tips.
-    grasp[2] = max(pos[2], scene.TABLE_TOP_Z + 0.022)
+    grasp = success.grasp_point(pos)  # the fingertips just clear of the table (the TCP is 15 mm above them)
     approach = grasp + np.array([0.0, 0.0, APPROACH_HEIGHT])
     lift = grasp + np.array([0.0, 0.0, LIFT_HEIGHT])
     open_g = arm_desc.GRIPPER_MAX
     q_approach = ik.solve(arm, approach, rot, q0).q
-    segments = [_timed(q0, q_approach, g_start, open_g, "approach"), _pause(q_approach, open_g, open_g, 0.2, "settle")]
+    segments = [
+        timed_segment(q0, q_approach, g_start, open_g, "approach"),
+        _pause(q_approach, open_g, open_g, 0.2, "settle"),
+    ]
     if kind == "reach":
         segments.append(_pause(q_approach, open_g, open_g, 0.6, "hold"))
         return TaskPlan(
@@ -280,9 +283,9 @@ def plan_task(
     q_grasp = ik.solve(arm, grasp, rot, q_approach).q
     q_lift = ik.solve(arm, lift, rot, q_grasp).q
     segments += [
-        _timed(q_approach, q_grasp, open_g, open_g, "descend", slow=True),
-        _pause(q_grasp, open_g, GRASP_CLOSED, CLOSE_TIME, "close"),
-        _timed(q_grasp, q_lift, GRASP_CLOSED, GRASP_CLOSED, "lift", slow=True),
+        timed_segment(q_approach, q_grasp, open_g, open_g, "descend", slow=True),
+        _pause(q_grasp, open_g, GRASP_CLOSED, CLOSE_TIME, "grasp"),
+        timed_segment(q_grasp, q_lift, GRASP_CLOSED, GRASP_CLOSED, "lift", slow=True),
     ]
     if kind == "pick":
         segments.append(_pause(q_lift, GRASP_CLOSED, GRASP_CLOSED, 0.4, "hold"))
@@ -293,10 +296,10 @@ def plan_task(
     q_carry = ik.solve(arm, above_place, rot, q_lift).q
     q_place = ik.solve(arm, place, rot, q_carry).q
     segments += [
-        _timed(q_lift, q_carry, GRASP_CLOSED, GRASP_CLOSED, "carry"),
-        _timed(q_carry, q_place, GRASP_CLOSED, GRASP_CLOSED, "lower", slow=True),
+        timed_segment(q_lift, q_carry, GRASP_CLOSED, GRASP_CLOSED, "move"),
+        timed_segment(q_carry, q_place, GRASP_CLOSED, GRASP_CLOSED, "place", slow=True),
         _pause(q_place, GRASP_CLOSED, open_g, CLOSE_TIME, "release"),
-        _timed(q_place, q_carry, open_g, open_g, "retreat", slow=True),
+        timed_segment(q_place, q_carry, open_g, open_g, "retreat", slow=True),
     ]
     return TaskPlan(kind, arm.mount.name, object_name, JointTrajectory(tuple(segments)), grasp, approach, lift, place)
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from firmware_bridge import FirmwareSimulator, SimArmConfig
+from firmware_bridge import ArmClient, FirmwareSimulator, SimArmConfig
+from firmware_bridge.servo_bus import BusArmConfig, ServoBusSimulator, ServoJoint, SimServoSpec
 from harmowam_edge.bundle.schema import ActionSpace, ArmSpec, CameraSpec, reference_action_space
 from harmowam_edge.cameras.frames import CameraSource
 from harmowam_edge.errors import ConfigError
@@ -71,14 +72,16 @@ class SimRig:
     def __init__(
         self,
         world: SimWorld,
-        simulators: list[FirmwareSimulator],
+        simulators: list[FirmwareSimulator | ServoBusSimulator],
         plants: list[MujocoPlant],
         cameras: list[SimCamera],
         action_space: ActionSpace,
         addresses: list[int],
         link_dir: Path,
         owns_link_dir: bool,
+        bus: str | None = None,
     ) -> None:
+        self.bus = bus
         self.world = world
         self.simulators = simulators
         self.plants = plants
@@ -94,6 +97,24 @@ class SimRig:
         """Ports to open with `ArmLink`, in action-space arm order (stable symlinks to the pseudo-terminals)."""
         return [s.port for s in self.simulators]
 
+    def arm_handles(self, state_timeout_s: float) -> list[str | ArmClient]:
+        """What `Rig(arms=...)` takes: the ports (our firmware: the loop opens them), or open `BusArm`s on a
+        servo-bus rig (the loop closes them, torque off, as any link)."""
+        if self.bus is None:
+            return list(self.arm_ports)
+        from firmware_bridge.servo_bus import BusArm
+
+        out: list[str | ArmClient] = []
+        try:
+            for s, spec in zip(self.simulators, self.action_space.arms, strict=True):
+                out.append(BusArm.open(s.port, bus_arm_config(self.bus, spec), state_timeout=state_timeout_s))
+        except BaseException:
+            for a in out:
+                if not isinstance(a, str):
+                    a.close()
+            raise
+        return out
+
     @property
     def cameras(self) -> list[CameraSource]:
         """One `CameraSource` per requested camera spec, in that order."""
@@ -106,7 +127,11 @@ class SimRig:
     def describe(self) -> str:
         arms = ", ".join(f"{n} on {p}" for n, p in zip(self.arm_names, self.arm_ports, strict=True))
         cams = ", ".join(f"{c.spec.name} ({c.spec.describe()})" for c in self.sim_cameras) or "no cameras"
-        return f"simulated rig (MuJoCo, seed {self.world.seed}): arms [{arms}]; cameras [{cams}]"
+        behind = f" behind a {self.bus} servo bus each" if self.bus is not None else ""
+        return (
+            f"simulated rig (MuJoCo, scene {self.world.scene}, seed {self.world.seed}): arms [{arms}]{behind}; "
+            f"cameras [{cams}]"
+        )
 
     def close(self) -> None:
         """Stop cameras, firmware simulators and physics; remove the port symlinks. Idempotent."""
@@ -144,13 +169,17 @@ def open_sim_rig(
     shadows: bool = False,
     state_rate_hz: int = 200,
     control_rate_hz: int = 500,
+    scene: str = "id",
+    bus: str | None = None,
 ) -> SimRig:
     """Start the simulated rig: physics, one firmware simulator per arm, one camera source per spec.
 
     `action_space` (e.g. a bundle's) must be the reference arm's (joint names and limits); by default it is
     `reference_action_space(arms)`. `addresses`: the firmware address of each arm (default 0 for every arm:
     each has its own port, as with the rig config's default), the `arm=` to pass to `ArmLink.open`.
-    `link_dir`: where the port symlinks go (default: a fresh temp folder).
+    `link_dir`: where the port symlinks go (default: a fresh temp folder). `scene`: id, background, position or
+    semantics (`scene.SCENES`). `bus` ("feetech" | "dynamixel"): each arm is a bus of servos (IDs 1-7, the last
+    the gripper) instead of our firmware, so the loop runs closed over the servo protocol (`arm_handles`).
     """
     if arms not in (1, 2):
         raise ConfigError(f"--arms: expected 1 or 2, got {arms}")
@@ -165,18 +194,22 @@ def open_sim_rig(
     links = Path(tempfile.mkdtemp(prefix="harmowam-sim-")) if link_dir is None else Path(link_dir)
     links.mkdir(parents=True, exist_ok=True)
 
-    world = SimWorld(arms, specs, seed=seed)
-    simulators: list[FirmwareSimulator] = []
+    world = SimWorld(arms, specs, seed=seed, scene_name=scene)
+    simulators: list[FirmwareSimulator | ServoBusSimulator] = []
     plants: list[MujocoPlant] = []
     sim_cameras: list[SimCamera] = []
-    rig = SimRig(world, simulators, plants, sim_cameras, space, addr, links, owns)
+    rig = SimRig(world, simulators, plants, sim_cameras, space, addr, links, owns, bus=bus)
     try:
         world.start()
         # The firmware enforces the reference arm's limits, whatever the bundle asks for (it was checked above).
         for i, arm_spec in enumerate(expected.arms):
             plant = MujocoPlant(world, i)
-            cfg = firmware_config(arm_spec, addr[i], state_rate_hz=state_rate_hz, control_rate_hz=control_rate_hz)
-            sim = FirmwareSimulator(cfg, plant, links / f"{arm_spec.name}.tty")
+            sim: FirmwareSimulator | ServoBusSimulator
+            if bus is not None:
+                sim = bus_simulator(bus, arm_spec, plant, links / f"{arm_spec.name}.tty")
+            else:
+                cfg = firmware_config(arm_spec, addr[i], state_rate_hz=state_rate_hz, control_rate_hz=control_rate_hz)
+                sim = FirmwareSimulator(cfg, plant, links / f"{arm_spec.name}.tty")
             sim.start()
             plants.append(plant)
             simulators.append(sim)
@@ -190,6 +223,29 @@ def open_sim_rig(
         raise
     log.info("%s", rig.describe())
     return rig
+
+
+def _bus_servos(bus: str, arm: ArmSpec) -> list[ServoJoint]:
+    model = "sts3215" if bus == "feetech" else "xl430-w250"
+    names = [d.name for d in arm.dims]
+    return [ServoJoint(n, i + 1, model) for i, n in enumerate(names)]
+
+
+def bus_simulator(bus: str, arm: ArmSpec, plant: MujocoPlant, link: Path) -> ServoBusSimulator:
+    """One simulated arm as a servo bus: a servo per joint (IDs 1..6) and one for the gripper (7) driving the
+    MuJoCo arm; mid-range is 0 rad, the gripper servo's range is 0..the gripper's upper opening."""
+    specs = [SimServoSpec(s.servo_id, s.model) for s in _bus_servos(bus, arm)]
+    assert arm.gripper is not None
+    return ServoBusSimulator(bus, specs, link_path=link, plant=plant, gripper_opening_m=arm.gripper.upper)
+
+
+def bus_arm_config(bus: str, arm: ArmSpec) -> BusArmConfig:
+    servos = _bus_servos(bus, arm)
+    assert arm.gripper is not None
+    return BusArmConfig(
+        bus=bus, joints=tuple(servos[:-1]), gripper=servos[-1], gripper_opening_m=arm.gripper.upper,
+        source=f"simulated {bus} arm {arm.name}",
+    )  # fmt: skip
 
 
 def check_action_space(space: ActionSpace, expected: ActionSpace) -> None:

@@ -73,11 +73,103 @@ OBJECTS: tuple[SceneObject, ...] = (
 OBJECT_NAMES = tuple(o.name for o in OBJECTS)
 
 
-def object_by_name(name: str) -> SceneObject:
-    for o in OBJECTS:
+def object_by_name(name: str, scene: str = "id") -> SceneObject:
+    for o in scene_objects(scene):
         if o.name == name:
             return o
     raise ConfigError(f"object: no object {name!r} in the scene (have: {', '.join(OBJECT_NAMES)})")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scenes: the training distribution and the paper's three unseen environments.
+
+SCENES = ("id", "background", "position", "semantics")
+
+# `semantics`: the same four targets by name (a bundle's task table knows only these), each in a shape it never
+# has in training (cubes become cylinders or a bar, the cylinder a tall box), in a seeded shade never used.
+SEMANTIC_OBJECTS: tuple[SceneObject, ...] = (
+    SceneObject("red_cube", "cylinder", (0.02, 0.025), OBJECTS[0].rgba),
+    SceneObject("green_cube", "box", (0.028, 0.016, 0.02), OBJECTS[1].rgba),
+    SceneObject("blue_cube", "cylinder", (0.018, 0.022), OBJECTS[2].rgba),
+    SceneObject("yellow_cylinder", "box", (0.019, 0.019, 0.03), OBJECTS[3].rgba),
+)
+
+
+def check_scene(name: str) -> str:
+    """A scene name, or a ConfigError naming the choices."""
+    if name not in SCENES:
+        raise ConfigError(f"--scene {name!r}: expected one of {', '.join(SCENES)}")
+    return name
+
+
+def scene_objects(scene: str = "id") -> tuple[SceneObject, ...]:
+    """The objects on the table in a scene (same names in every scene; shapes differ in `semantics`)."""
+    return SEMANTIC_OBJECTS if check_scene(scene) == "semantics" else OBJECTS
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Colours and light of one episode (applied to the compiled model at reset; the layout is separate)."""
+
+    table_rgba: tuple[float, float, float, float] = (0.62, 0.50, 0.38, 1.0)
+    floor_rgba: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # tints the floor's checker texture
+    wall_rgba: tuple[float, float, float, float] = (0.80, 0.80, 0.78, 1.0)  # only the background scene has a wall
+    light_diffuse: tuple[float, float, float] = (0.6, 0.6, 0.6)
+    ambient: tuple[float, float, float] = (0.35, 0.35, 0.35)
+    object_rgba: tuple[tuple[str, tuple[float, float, float, float]], ...] = ()  # overrides, by object name
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
+    i = int(h * 6.0) % 6
+    f = h * 6.0 - int(h * 6.0)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+
+
+def _rgb_to_hsv(r: float, g: float, b: float) -> tuple[float, float, float]:
+    mx, mn = max(r, g, b), min(r, g, b)
+    d = mx - mn
+    if d == 0:
+        h = 0.0
+    elif mx == r:
+        h = ((g - b) / d) % 6 / 6
+    elif mx == g:
+        h = ((b - r) / d + 2) / 6
+    else:
+        h = ((r - g) / d + 4) / 6
+    return h, 0.0 if mx == 0 else d / mx, mx
+
+
+def appearance(seed: int, scene: str = "id") -> Appearance:
+    """An episode's colours: fixed in `id` and `position`; seeded table, floor, wall and light in `background`;
+    seeded unseen shades of each object's colour in `semantics`."""
+    check_scene(scene)
+    rng = np.random.default_rng([seed, 91])
+    if scene == "background":
+
+        def colour(s_range: tuple[float, float], v_range: tuple[float, float]) -> tuple[float, float, float, float]:
+            r, g, b = _hsv_to_rgb(float(rng.uniform()), float(rng.uniform(*s_range)), float(rng.uniform(*v_range)))
+            return (r, g, b, 1.0)
+
+        light = float(rng.uniform(0.3, 0.9))
+        amb = float(rng.uniform(0.15, 0.5))
+        return Appearance(
+            table_rgba=colour((0.1, 0.6), (0.3, 0.95)),
+            floor_rgba=colour((0.0, 0.7), (0.3, 1.0)),
+            wall_rgba=colour((0.0, 0.6), (0.3, 1.0)),
+            light_diffuse=(light, light * float(rng.uniform(0.85, 1.0)), light * float(rng.uniform(0.75, 1.0))),
+            ambient=(amb, amb, amb),
+        )
+    if scene == "semantics":
+        shades = []
+        for obj in SEMANTIC_OBJECTS:
+            h, s_, v = _rgb_to_hsv(*obj.rgba[:3])
+            # Away from the training shade on hue (but within its colour family), and darker or paler.
+            dh = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.025, 0.05))
+            r, g, b = _hsv_to_rgb((h + dh) % 1.0, float(np.clip(s_ * rng.uniform(0.55, 0.8), 0, 1)), v * 0.8)
+            shades.append((obj.name, (r, g, b, 1.0)))
+        return Appearance(object_rgba=tuple(shades))
+    return Appearance()
 
 
 TABLE_TOP_Z = 0.0  # the world origin is on the table top, under the (single) arm's base
@@ -114,39 +206,60 @@ def _goal_region(arms: int) -> tuple[tuple[float, float], tuple[float, float]]:
     return workspace(arms) if arms == 1 else ((0.22, 0.36), (-0.05, 0.05))
 
 
-def place_scene(seed: int, arms: int = 1) -> tuple[dict[str, tuple[np.ndarray, float]], np.ndarray]:
+# `position`: objects (and, with one arm, the pad) are drawn from this box but outside the training workspace
+# (by at least OUTSIDE_MARGIN), still within top-down reach: placements the training data never shows.
+POSITION_BOX = ((0.05, 0.62), (-0.5, 0.5))
+OUTSIDE_MARGIN = 0.02
+
+
+def _outside_training(xy: np.ndarray, arms: int) -> bool:
+    (x0, x1), (y0, y1) = workspace(arms)
+    m = OUTSIDE_MARGIN
+    return not (x0 - m <= xy[0] <= x1 + m and y0 - m <= xy[1] <= y1 + m)
+
+
+def place_scene(seed: int, arms: int = 1, scene: str = "id") -> tuple[dict[str, tuple[np.ndarray, float]], np.ndarray]:
     """Deterministic layout for a seed: objects (name -> (xyz of the centre, yaw)) and the goal pad's centre.
 
     Every object and the pad are within top-down reach (the pad of every arm); no two objects touch, and none
     lies on the pad. One arm: objects first (the pad from a stream of its own, clear of them); two arms: the pad
-    first, in its small shared region, then the objects around it.
+    first, in its small shared region, then the objects around it. `position` draws outside the training
+    workspace (the two-arm pad stays in its shared region: nowhere else can both arms reach); `background` shares
+    `id`'s layouts exactly (a seed's episode differs only in colours and light); `semantics` draws from the same
+    stream with its own objects' footprints.
     """
+    objects = scene_objects(scene)
+    spec = {o.name: o for o in objects}
+    outside = scene == "position"
     rng = np.random.default_rng(seed)
     goal_rng = np.random.default_rng([seed, 1])
 
     def draw_goal(placed: dict[str, tuple[np.ndarray, float]]) -> np.ndarray:
-        (x0, x1), (y0, y1) = _goal_region(arms)
-        for _ in range(1000):
+        (x0, x1), (y0, y1) = POSITION_BOX if outside and arms == 1 else _goal_region(arms)
+        for _ in range(5000):
             xy = np.array([goal_rng.uniform(x0, x1), goal_rng.uniform(y0, y1)])
-            if reachable(xy, arms, every_arm=True) and all(
-                np.linalg.norm(xy - p[:2]) > GOAL_RADIUS + object_by_name(n).footprint + GOAL_CLEARANCE
-                for n, (p, _) in placed.items()
+            if (
+                reachable(xy, arms, every_arm=True)
+                and (not outside or arms == 2 or _outside_training(xy, arms))
+                and all(
+                    np.linalg.norm(xy - p[:2]) > GOAL_RADIUS + spec[n].footprint + GOAL_CLEARANCE
+                    for n, (p, _) in placed.items()
+                )
             ):
                 return np.array([xy[0], xy[1], TABLE_TOP_Z])
         raise RuntimeError(f"could not place the goal for seed {seed}")  # pragma: no cover
 
     goal = draw_goal({}) if arms == 2 else None
-    (x0, x1), (y0, y1) = workspace(arms)
+    (x0, x1), (y0, y1) = POSITION_BOX if outside else workspace(arms)
     placed: dict[str, tuple[np.ndarray, float]] = {}
-    for obj in OBJECTS:
-        for _ in range(1000):
+    for obj in objects:
+        for _ in range(5000):
             xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
             clear = all(
-                np.linalg.norm(xy - p[:2]) > obj.footprint + object_by_name(n).footprint + 0.05
-                for n, (p, _) in placed.items()
+                np.linalg.norm(xy - p[:2]) > obj.footprint + spec[n].footprint + 0.05 for n, (p, _) in placed.items()
             )
             off_pad = goal is None or np.linalg.norm(xy - goal[:2]) > GOAL_RADIUS + obj.footprint + GOAL_CLEARANCE
-            if clear and off_pad and reachable(xy, arms):
+            if clear and off_pad and reachable(xy, arms) and (not outside or _outside_training(xy, arms)):
                 break
         else:  # pragma: no cover - the workspace holds four small objects easily
             raise RuntimeError(f"could not place {obj.name} for seed {seed}")
@@ -157,14 +270,14 @@ def place_scene(seed: int, arms: int = 1) -> tuple[dict[str, tuple[np.ndarray, f
     return placed, goal
 
 
-def place_objects(seed: int, arms: int = 1) -> dict[str, tuple[np.ndarray, float]]:
+def place_objects(seed: int, arms: int = 1, scene: str = "id") -> dict[str, tuple[np.ndarray, float]]:
     """Object placement for a seed: name -> (xyz of the centre, yaw)."""
-    return place_scene(seed, arms)[0]
+    return place_scene(seed, arms, scene)[0]
 
 
-def place_goal(seed: int, arms: int = 1) -> np.ndarray:
+def place_goal(seed: int, arms: int = 1, scene: str = "id") -> np.ndarray:
     """The goal pad's centre on the table for a seed."""
-    return place_scene(seed, arms)[1]
+    return place_scene(seed, arms, scene)[1]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -350,8 +463,13 @@ FINGER_FORCE = 15.0  # N
 TIMESTEP = 0.002  # s: physics at 500 Hz
 
 
-def scene_xml(arms: int = 1, cameras: Sequence[CameraSpec] = (), *, offscreen: tuple[int, int] = (640, 480)) -> str:
-    """The MJCF of the whole scene. Cameras take their vertical field of view from the D435 focal length."""
+def scene_xml(
+    arms: int = 1, cameras: Sequence[CameraSpec] = (), *, offscreen: tuple[int, int] = (640, 480), scene: str = "id"
+) -> str:
+    """The MJCF of the whole scene. Cameras take their vertical field of view from the D435 focal length.
+    `background` adds a wall behind the arm and a texture on the table (their colours are set per episode)."""
+    objects = scene_objects(scene)
+    background = scene == "background"
     mounts = arm_mounts(arms)
     cams = camera_mounts(cameras, arms)
     specs = {c.name: c for c in cameras}
@@ -379,7 +497,13 @@ def scene_xml(arms: int = 1, cameras: Sequence[CameraSpec] = (), *, offscreen: t
             'width="256" height="256"/>'
         ),
         '    <material name="floor" texture="floor" texrepeat="8 8"/>',
-        '    <material name="table" rgba="0.62 0.50 0.38 1"/>',
+        (
+            '    <texture name="table" type="2d" builtin="checker" rgb1="1 1 1" rgb2="0.82 0.82 0.82" '
+            'width="128" height="128"/>\n    <material name="table" texture="table" texrepeat="6 6" '
+            'rgba="0.62 0.50 0.38 1"/>'
+            if background
+            else '    <material name="table" rgba="0.62 0.50 0.38 1"/>'
+        ),
         "  </asset>",
         "  <worldbody>",
         '    <light name="key" pos="0.6 -0.6 2.2" dir="-0.2 0.25 -1" diffuse="0.6 0.6 0.6" castshadow="true"/>',
@@ -403,7 +527,12 @@ def scene_xml(arms: int = 1, cameras: Sequence[CameraSpec] = (), *, offscreen: t
     for mount in mounts:
         wrist = [c for c in cams if c.body == mount.prefix + arm_desc.TCP_LINK]
         out.append(_arm_xml(mount, wrist, "    "))
-    for obj in OBJECTS:
+    if background:
+        out.append(
+            '    <geom name="wall" type="box" pos="-0.5 0 0.2" size="0.02 1.6 1.0" rgba="0.8 0.8 0.78 1" '
+            'contype="0" conaffinity="0"/>'
+        )
+    for obj in objects:
         size = _f(obj.size)
         out.append(
             f'    <body name="{obj.name}" pos="0 0 {obj.half_height + 1.0:g}">'

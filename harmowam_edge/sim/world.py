@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 PHYSICS_TICK_S = 0.004
 # Falling further behind than this (an overloaded machine) drops the debt instead of fast-forwarding.
 MAX_LAG_S = 0.1
+# host_time keeps this many origins (one per dropped debt), so a frame's sim time maps the same way later.
+ORIGIN_HISTORY = 256
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,15 @@ class PhysicsStats:
 class SimWorld:
     """The scene compiled into MuJoCo, reset for a seed. `start()` runs physics in real time in a thread."""
 
-    def __init__(self, arms: int = 1, cameras: Sequence[CameraSpec] = (), seed: int = 0) -> None:
+    def __init__(
+        self, arms: int = 1, cameras: Sequence[CameraSpec] = (), seed: int = 0, scene_name: str = "id"
+    ) -> None:
         self.arms = arms
+        self.scene = scene.check_scene(scene_name)
+        self.objects = {o.name: o for o in scene.scene_objects(self.scene)}
         self.mounts = scene.arm_mounts(arms)
         self.camera_specs = tuple(cameras)
-        self.xml = scene.scene_xml(arms, self.camera_specs)
+        self.xml = scene.scene_xml(arms, self.camera_specs, scene=self.scene)
         try:
             self.model = mujoco.MjModel.from_xml_string(self.xml)
         except ValueError as e:  # a bug in the scene generator, not a user mistake
@@ -74,8 +80,10 @@ class SimWorld:
         self.seed = seed
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        # host_time(t_sim) = _t_origin + t_sim; the physics thread moves the origin when it drops lag.
+        # host_time(t_sim) = origin + t_sim, piecewise: the physics thread moves the origin when it drops lag, and
+        # `_origins` keeps (from sim time, origin) per piece so the past keeps its mapping (sorted by sim time).
         self._t_origin = time.monotonic()
+        self._origins: list[tuple[float, float]] = [(0.0, self._t_origin)]
         self._t_started = 0.0
         self._steps = 0
         self._step_cost = 0.0
@@ -123,18 +131,22 @@ class SimWorld:
     # ----------------------------------------------------------------------------------------------------------
     # State
 
-    def reset(self, seed: int | None = None) -> None:
-        """Arms at home with the gripper open, objects placed for the seed, at rest."""
+    def reset(self, seed: int | None = None, arm_poses: Sequence[tuple[np.ndarray, float]] | None = None) -> None:
+        """Arms at home with the gripper open (or at `arm_poses`: joints and opening per arm), objects placed for
+        the seed, at rest."""
+        if arm_poses is not None and len(arm_poses) != len(self.arm_index):
+            raise ConfigError(f"arm_poses: expected one per arm ({len(self.arm_index)}), got {len(arm_poses)}")
         with self.lock:
             if seed is not None:
                 self.seed = seed
             mujoco.mj_resetData(self.model, self.data)
-            for a in self.arm_index:
-                self.data.qpos[a.qpos] = arm_desc.HOME
-                self.data.ctrl[a.ctrl] = arm_desc.HOME
-                self.data.qpos[a.finger_qpos] = arm_desc.HOME_GRIPPER / 2
-                self.data.ctrl[a.finger_ctrl] = arm_desc.HOME_GRIPPER / 2
-            objects, goal_pos = scene.place_scene(self.seed, self.arms)
+            for i, a in enumerate(self.arm_index):
+                q, g = (arm_desc.HOME, arm_desc.HOME_GRIPPER) if arm_poses is None else arm_poses[i]
+                self.data.qpos[a.qpos] = q
+                self.data.ctrl[a.ctrl] = q
+                self.data.qpos[a.finger_qpos] = g / 2
+                self.data.ctrl[a.finger_ctrl] = g / 2
+            objects, goal_pos = scene.place_scene(self.seed, self.arms, self.scene)
             for name, (pos, yaw) in objects.items():
                 j = self._id(mujoco.mjtObj.mjOBJ_JOINT, name)
                 adr = self.model.jnt_qposadr[j]
@@ -142,7 +154,29 @@ class SimWorld:
                 self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
             goal = self.model.body_mocapid[self._id(mujoco.mjtObj.mjOBJ_BODY, "goal")]
             self.data.mocap_pos[goal] = goal_pos
+            if self.scene != "id":  # id keeps the compiled colours (bit-identical renders across versions)
+                self._apply(scene.appearance(self.seed, self.scene))
             mujoco.mj_forward(self.model, self.data)
+
+    def _apply(self, look: scene.Appearance) -> None:
+        """An episode's colours and light, written into the compiled model (renderers read them every frame)."""
+        m = self.model
+        m.mat_rgba[self._id(mujoco.mjtObj.mjOBJ_MATERIAL, "table")] = look.table_rgba
+        m.mat_rgba[self._id(mujoco.mjtObj.mjOBJ_MATERIAL, "floor")] = look.floor_rgba
+        wall = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "wall")
+        if wall >= 0:
+            m.geom_rgba[wall] = look.wall_rgba
+        m.light_diffuse[self._id(mujoco.mjtObj.mjOBJ_LIGHT, "key")] = look.light_diffuse
+        m.vis.headlight.ambient[:] = look.ambient
+        for name, rgba in look.object_rgba:
+            m.geom_rgba[self._id(mujoco.mjtObj.mjOBJ_GEOM, name)] = rgba
+
+    def object_spec(self, name: str) -> scene.SceneObject:
+        """The shape of a scene object in this world's scene (shapes differ in `semantics`)."""
+        try:
+            return self.objects[name]
+        except KeyError:
+            raise ConfigError(f"object: no object {name!r} in the scene (have: {', '.join(self.objects)})") from None
 
     def step(self, n: int = 1) -> None:
         """Advance physics by n steps now (for callers that do not run the real-time thread)."""
@@ -156,12 +190,30 @@ class SimWorld:
         return float(self.data.time)
 
     def host_time(self, t_sim: float) -> float:
-        """The host monotonic time at which the world was (or will be) at sim time `t_sim`."""
-        return self._t_origin + t_sim
+        """The host monotonic time at which the world was (or will be) at sim time `t_sim`.
+
+        A function of `t_sim` alone: dropping physics debt moves the origin for sim times from then on, never
+        for earlier ones (a frame stamped before the drop maps the same way after it).
+        """
+        origins = tuple(self._origins)  # a consistent copy: the physics thread appends under the lock
+        for start, origin in reversed(origins):
+            if t_sim >= start:
+                return origin + t_sim
+        return origins[0][1] + t_sim
+
+    def _move_origin(self, origin: float) -> None:
+        """Sim time `data.time` onwards maps with `origin` (under the lock). Pieces that start at or after it are
+        dropped: sim time went backwards (a reset), their timeline is gone."""
+        now_sim = float(self.data.time)
+        while self._origins and self._origins[-1][0] >= now_sim:
+            self._origins.pop()
+        self._origins.append((now_sim, origin))
+        del self._origins[:-ORIGIN_HISTORY]
+        self._t_origin = origin
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """World position and quaternion (w, x, y, z) of a scene object (ground truth, for the expert and tests)."""
-        scene.object_by_name(name)
+        self.object_spec(name)
         body = self._id(mujoco.mjtObj.mjOBJ_BODY, name)
         with self.lock:
             return self.data.xpos[body].copy(), self.data.xquat[body].copy()
@@ -195,7 +247,7 @@ class SimWorld:
             return
         self._stop.clear()
         with self.lock:
-            self._t_origin = time.monotonic() - float(self.data.time)
+            self._move_origin(time.monotonic() - float(self.data.time))
         self._t_started = time.monotonic()
         self._steps_at_start = self._steps
         self._sim_at_start = float(self.data.time)
@@ -225,7 +277,7 @@ class SimWorld:
                 with self.lock:
                     target = now - self._t_origin
                     if target - self.data.time > MAX_LAG_S:
-                        self._t_origin += target - self.data.time - dt
+                        self._move_origin(self._t_origin + target - self.data.time - dt)
                         target = now - self._t_origin
                         self._lag_resets += 1
                     n = int((target - self.data.time) / dt)

@@ -74,6 +74,7 @@ class _Ticks:
 def test_closed_loop_runs_for_a_set_time_within_limits_and_sends_every_setpoint(nano_bundle, tmp_path):
     from harmowam_edge.bundle.loader import load_bundle
     from harmowam_edge.control.loop import Rig, RunObserver, RunOptions, run_policy
+    from harmowam_edge.control.safety import SafetyConfig
     from harmowam_edge.sim.observer import SimVideoObserver
     from harmowam_edge.sim.rig import open_sim_rig
 
@@ -86,7 +87,13 @@ def test_closed_loop_runs_for_a_set_time_within_limits_and_sends_every_setpoint(
             summary = run_policy(
                 bundle,
                 Rig(arms=rig.arm_ports, cameras=rig.cameras, name="sim"),
-                RunOptions(task="reach", duration_s=3.0, handle_signals=False),
+                # As `run --sim`: the sim's state stream may pause longer on a loaded machine than a real arm's.
+                RunOptions(
+                    task="reach_red_cube",
+                    duration_s=3.0,
+                    handle_signals=False,
+                    safety=SafetyConfig(state_timeout_s=0.5),
+                ),
                 observers=[recorder, video],
             )
         status = rig.simulators[0].status()

@@ -76,7 +76,7 @@ def test_pick_plan_stays_within_the_reference_arm_limits():
     # The analytic velocity is the derivative of the position (the feed-forward the plant gets is honest).
     assert np.abs(np.gradient(qs, dt, axis=0)[1:-1] - vs[1:-1]).max() < 0.05
     labels = [s.label for s in plan.trajectory.segments]
-    assert labels == ["approach", "settle", "descend", "close", "lift", "hold"]
+    assert labels == ["approach", "settle", "descend", "grasp", "lift", "hold"]
 
 
 def test_descent_stays_near_the_vertical_line_above_the_object():

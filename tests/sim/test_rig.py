@@ -33,6 +33,15 @@ def _stream(link, fn, seconds: float, rate: float = 200.0, on_tick=None) -> None
         time.sleep(max(0.0, t0 + k / rate - time.monotonic()))
 
 
+def kept_time(times: np.ndarray, lags: np.ndarray, period: float, window: float = 0.15) -> np.ndarray:
+    """Per sample: no host gap over two periods and no physics slip over 10 ms in the `window` before it (what a
+    loaded machine does; a healthy run keeps time everywhere)."""
+    late = np.zeros(len(times), bool)
+    late[1:] = np.diff(times) > 2 * period
+    late[1:] |= np.abs(np.diff(lags)) > 0.01
+    return np.array([not late[(times > t - window) & (times <= t)].any() for t in times])
+
+
 def _settled(plant, seconds: float = 0.3) -> tuple[np.ndarray, float]:
     """After the brakes' transient (0.2 s), sample the plant: (position drift over the window, max |velocity|)."""
     time.sleep(0.2)
@@ -44,6 +53,19 @@ def _settled(plant, seconds: float = 0.3) -> tuple[np.ndarray, float]:
         time.sleep(0.01)
     last = plant.measure()
     return np.abs(last.positions - first.positions), float(max(speeds))
+
+
+def test_kept_time_leaves_out_the_samples_after_a_stall():
+    times = np.arange(100) * 0.005
+    lags = np.full(100, 0.3)
+    assert kept_time(times, lags, 0.005).all()  # a healthy run: every sample judged
+    times[20:] += 0.05  # the stream stalled 50 ms before sample 20
+    lags[80:] += 0.08  # physics dropped 80 ms of debt before sample 80
+    judged = kept_time(times, lags, 0.005)
+    assert judged[:20].all()
+    assert not judged[20:50].any()  # 0.15 s (30 samples) after the stall ...
+    assert judged[51:80].all()  # ... then judged again
+    assert not judged[80:].any()  # the rest lies within 0.15 s of the physics slip
 
 
 def test_handshake_reports_the_reference_arm_limits(open_rig):
@@ -69,7 +91,7 @@ def test_plant_follows_the_firmware_reference_within_limits(open_rig):
     link.enable()
     sim, plant = rig.simulators[0], rig.plants[0]
     home = np.array(arm_desc.HOME)
-    errors, speeds, positions = [], [], []
+    errors, speeds, positions, times, lags = [], [], [], [], []
 
     def target(t):
         q = home.copy()
@@ -77,20 +99,28 @@ def test_plant_follows_the_firmware_reference_within_limits(open_rig):
         q[2] = home[2] + 0.4 * np.sin(2 * np.pi * 0.7 * t)
         return q, 0.0 if t < 1.0 else 0.08
 
-    def check(_t):
+    def check(t):
         ref = np.array(sim.status().reference[:6])
         m = plant.measure()
         errors.append(np.abs(ref - m.positions).max())
         speeds.append(np.abs(m.velocities) / VMAX)
         positions.append(m.positions)
+        times.append(t)
+        lags.append(time.monotonic() - rig.world.sim_time)  # constant while physics keeps up with the host clock
 
     _stream(link, target, 2.6, on_tick=check)
     positions = np.array(positions)
     assert np.all(positions >= LOWER - 1e-3)
     assert np.all(positions <= UPPER + 1e-3)
-    assert np.max(speeds) <= 1.1  # the firmware's velocity limit, give or take the servo's overshoot
-    assert np.median(errors) < 0.01
-    assert max(errors) < 0.05
+    # Speed and tracking are judged where the machine kept time: a starved physics thread (or stream) catches up
+    # in a burst, and the servo then races after a reference that moved on meanwhile.
+    judged = kept_time(np.array(times), np.array(lags), period=1 / 200)
+    print(f"\n{judged.sum()} of {len(times)} samples kept time")
+    if judged.sum() < len(times) // 2:
+        pytest.skip(f"the machine was too loaded: {judged.sum()} of {len(times)} samples kept time, not judged")
+    assert np.max(np.array(speeds)[judged]) <= 1.1  # the firmware's velocity limit, give or take the overshoot
+    assert np.median(np.array(errors)[judged]) < 0.01
+    assert np.max(np.array(errors)[judged]) < 0.05
     # joint_1 went as far as it may: toward 2.9 at 2 rad/s for ~1.2 s, then on its way back
     assert positions[:, 0].max() > 2.0
     final = link.wait_state(1.0)
