@@ -53,10 +53,25 @@ class IdealPlant:
         self._vel = np.zeros_like(self._pos)
         self._gripper = float(gripper)
         self.torque_on = False
+        self._encoder_offset = np.zeros_like(self._pos)  # fault injection: what the encoders add to the truth
+        self._encoder_reading: dict[int, float] = {}  # fault injection: joints whose encoder reads a fixed value
 
     def measure(self) -> PlantState:
         with self._lock:
-            return PlantState(self._pos.copy(), self._vel.copy(), self._gripper, None)
+            pos = self._pos + self._encoder_offset
+            for j, v in self._encoder_reading.items():
+                pos[j] = v
+            return PlantState(pos, self._vel.copy(), self._gripper, None)
+
+    def set_encoder_fault(self, joint: int, offset: float = 0.0, reading: float | None = None) -> None:
+        """Fault injection: joint `joint`'s encoder reads `offset` off the truth, or `reading` (NaN too) whatever
+        the joint does; `set_encoder_fault(j)` clears it. The joint itself keeps tracking the reference."""
+        with self._lock:
+            self._encoder_offset[joint] = offset
+            if reading is None:
+                self._encoder_reading.pop(joint, None)
+            else:
+                self._encoder_reading[joint] = float(reading)
 
     def command(self, positions: np.ndarray, velocities: np.ndarray, gripper: float) -> None:
         with self._lock:

@@ -6,8 +6,10 @@ Between the scheduler's target and the wire, per action dimension (joints in rad
    force); clamp the rest into the enforced limits (a rig or firmware may be tighter than the action space);
 2. limit velocity and acceleration, braking-aware (the command never runs past a target it cannot stop at);
    during the ramp-in after `start` the velocity limit grows from `ramp_in_floor` to 1× over `ramp_in_s`;
-3. keep the command within `max_step` of the measured position (the arm is not dragged);
+3. keep the command within `max_step` of the measured position (the arm is not dragged), moving it at most the
+   velocity limit's step from the previous command whatever the measurement says;
 4. clamp into the position limits.
+The measurement itself is checked before it gets here (`control.measurement.MeasurementGuard`).
 The first command equals the measured position. Limits are the tightest of the firmware handshake, the bundle's
 action space and the rig config (`JointLimits.tightest`). A stale arm state means e-stop (`state_is_stale`).
 """
@@ -134,6 +136,11 @@ class SafetyConfig:
     range_tolerance: float = 0.02  # targets beyond the limits by more than this fraction of the range: rejected
     start_tolerance: float = 0.01  # the arm may start this far (fraction of range) outside its limits
     state_timeout_s: float = 0.15  # an arm state older than this at a control tick → e-stop
+    # The measured state (control.measurement): beyond the limits by more than this fraction of the range is a
+    # fault; so is a move faster than jump_speed_factor x the velocity limit, plus jump_tolerance of the range.
+    measured_range_tolerance: float = 0.05
+    jump_speed_factor: float = 2.0
+    jump_tolerance: float = 0.02
 
     def __post_init__(self) -> None:
         for f in ("control_period_s", "tracking_horizon_s", "state_timeout_s"):
@@ -143,6 +150,17 @@ class SafetyConfig:
             raise SafetyError(f"safety.ramp_in: expected ramp_in_s >= 0 and 0 < floor <= 1, got {self}")
         if self.range_tolerance < 0 or self.start_tolerance < 0:
             raise SafetyError("safety: tolerances must be >= 0")
+        for f in ("measured_range_tolerance", "jump_speed_factor", "jump_tolerance"):
+            v = getattr(self, f)
+            if not (math.isfinite(v) and v >= 0):
+                raise SafetyError(f"safety.{f}: expected a finite value >= 0, got {v}")
+        if self.measured_range_tolerance < self.start_tolerance:
+            raise SafetyError(
+                f"safety.measured_range_tolerance: expected >= start_tolerance ({self.start_tolerance}), "
+                f"got {self.measured_range_tolerance}"
+            )
+        if self.jump_speed_factor < 1:
+            raise SafetyError(f"safety.jump_speed_factor: expected >= 1, got {self.jump_speed_factor}")
 
 
 @dataclass
@@ -278,35 +296,46 @@ class SafetyFilter:
             flags.append("acceleration")
         v = np.clip(v, -vmax, vmax)
         cmd = prev + v * dt
-        m = np.asarray(measured, dtype=np.float64)
-        if m.shape == cmd.shape and np.isfinite(m).all():
-            lo, hi = m - self.max_step, m + self.max_step
-            pulled = np.clip(cmd, lo, hi)
-            if not np.array_equal(pulled, cmd):
-                self.counters.clamped_tracking += 1
-                flags.append("tracking")
-                cmd = pulled
+        pulled = self._pull_towards(cmd, prev, measured)
+        if pulled is not None:
+            self.counters.clamped_tracking += 1
+            flags.append("tracking")
+            cmd = pulled
         cmd = np.clip(cmd, lim.lower, lim.upper)
         self._vel = (cmd - prev) / dt
         self._cmd = cmd
         self.flags = tuple(flags)
         return cmd.copy()
 
-    def hold(self, measured: np.ndarray, now: float) -> np.ndarray:
-        """Brake at the acceleration limit until stopped, then stay: the controlled stop of every exit path."""
+    def _pull_towards(self, cmd: np.ndarray, prev: np.ndarray, measured: np.ndarray | None) -> np.ndarray | None:
+        """`cmd` kept within `max_step` of the measured position, or None if it already is (or there is no usable
+        measurement). However far away the measurement says the arm is, the pulled command moves at most the
+        velocity limit's step from the previous command: a wrong measurement cannot yank the setpoint."""
+        if measured is None:
+            return None
+        m = np.asarray(measured, dtype=np.float64)
+        if m.shape != cmd.shape or not np.isfinite(m).all():
+            return None
+        pulled = np.clip(cmd, m - self.max_step, m + self.max_step)
+        if np.array_equal(pulled, cmd):
+            return None
+        reach = self.limits.max_velocity * self.config.control_period_s
+        return np.clip(pulled, prev - reach, prev + reach)
+
+    def hold(self, measured: np.ndarray | None, now: float) -> np.ndarray:
+        """Brake at the acceleration limit until stopped, then stay: the controlled stop of every exit path.
+        `measured` None: brake on the commands alone (after a measurement fault)."""
         if self._cmd is None:
             raise SafetyError("safety filter: hold() before start()")
         dt = self.config.control_period_s
         prev, v = self._cmd, self._vel
         v_new = np.sign(v) * np.maximum(np.abs(v) - self.limits.max_acceleration * dt, 0.0)
         cmd = prev + v_new * dt
-        m = np.asarray(measured, dtype=np.float64)
         self.flags = ("hold",)
-        if m.shape == cmd.shape and np.isfinite(m).all():
-            pulled = np.clip(cmd, m - self.max_step, m + self.max_step)
-            if not np.array_equal(pulled, cmd):
-                self.flags = ("hold", "tracking")
-                cmd = pulled
+        pulled = self._pull_towards(cmd, prev, measured)
+        if pulled is not None:
+            self.flags = ("hold", "tracking")
+            cmd = pulled
         cmd = np.clip(cmd, self.limits.lower, self.limits.upper)
         self._vel = (cmd - prev) / dt
         self._cmd = cmd

@@ -115,6 +115,11 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
     report.add(
         "runtime overhead: policy step vs bare engine calls (p50)", overhead * 100, "%", "<= 5 %", overhead <= 0.05
     )
+    eng = next(iter(bundle.engines.values()))
+    report.notes.append(
+        f"policy steps: {bundle.flow_mode} flow graph ({bundle.manifest.policy.flow_steps} steps), "
+        f"sessions: {getattr(eng, 'settings', bundle.backend)}"
+    )
     report.details["policy_ms"] = {
         k: {"p50": float(np.median(v)), "p99": float(np.quantile(v, 0.99)), "n": len(v)} for k, v in ms.items()
     }
@@ -124,6 +129,7 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
         "flow_steps": bundle.manifest.policy.flow_steps,
         "backend": bundle.backend,
         "threads": getattr(next(iter(bundle.engines.values())), "threads", None),
+        "session": getattr(next(iter(bundle.engines.values())), "settings", bundle.backend),
         "cameras": [c.describe() for c in bundle.manifest.cameras],
     }
 
@@ -233,8 +239,22 @@ def bench_loop(
             report.add("frame -> setpoint latency p50", f2s["p50"], "ms")
             report.add("frame -> setpoint latency p99", f2s["p99"], "ms")
             report.add("policy step p50 during the run", stats["inference_ms"]["total"]["p50"], "ms")
+            by = stats["missed_ticks_by_inference"]
+            report.add("missed control ticks while a policy step ran", by["while_inferring"], "ticks")
+            report.add("missed control ticks with inference idle", by["while_idle"], "ticks")
+            if by["inference_busy_fraction"] is not None:
+                report.add("share of the run a policy step was running", by["inference_busy_fraction"] * 100, "%")
             report.details["loop_run"] = {
-                k: stats[k] for k in ("reason", "loop", "chunks", "gate", "startup_s", "control_priority")
+                k: stats[k]
+                for k in (
+                    "reason",
+                    "loop",
+                    "missed_ticks_by_inference",
+                    "chunks",
+                    "gate",
+                    "startup_s",
+                    "control_priority",
+                )
             }
             report.details["firmware"] = type(sims[0]).__name__
             report.notes.append(f"control thread: {stats['control_priority']}; firmware: {type(sims[0]).__name__}")
@@ -273,10 +293,10 @@ def bench_loop(
                 s.stop()
 
 
-def bench_platform_loop(duration_s: float, report: BenchReport, priority: int = 50) -> None:
+def bench_platform_loop(duration_s: float, report: BenchReport | None, priority: int = 50) -> dict[str, Any]:
     """The same 200 Hz sleep-then-spin loop with no work at all, at the control thread's priority: how often this
     machine alone stalls a thread by a period or more, so the loop's missed ticks can be read against it (on a
-    VM, vCPU preemption stalls even an empty loop)."""
+    VM, vCPU preemption stalls even an empty loop). Added to `report` when given; returns its summary."""
     import threading
 
     from harmowam_edge.control.timing import RateKeeper
@@ -301,14 +321,22 @@ def bench_platform_loop(duration_s: float, report: BenchReport, priority: int = 
     t = threading.Thread(target=loop, name="platform-baseline")
     t.start()
     t.join()
-    summary = rec.summary()
+    summary: dict[str, Any] = {**rec.summary(), "priority": prio[0]}
+    if report is not None:
+        _report_platform(report, duration_s, [summary])
+    return summary
+
+
+def _report_platform(report: BenchReport, duration_s: float, parts: list[dict[str, Any]]) -> None:
+    missed = sum(p["missed_ticks"] for p in parts)
+    how = f"{len(parts)} halves around the loop run, " if len(parts) > 1 else ""
     report.add(
-        f"platform baseline: missed ticks in {duration_s:g} s, empty 200 Hz loop ({prio[0]})",
-        summary["missed_ticks"],
+        f"platform baseline: missed ticks in {duration_s:g} s, empty 200 Hz loop ({how}{parts[0]['priority']})",
+        missed,
         "ticks",
     )
-    report.add("platform baseline: longest period, empty 200 Hz loop", summary["period_ms_max"], "ms")
-    report.details["platform_loop"] = summary
+    report.add("platform baseline: longest period, empty 200 Hz loop", max(p["period_ms_max"] for p in parts), "ms")
+    report.details["platform_loop"] = parts
 
 
 def run_bench(
@@ -326,9 +354,14 @@ def run_bench(
     try:
         say(f"policy step per path ({iterations} steps each, {bundle.backend}) ...")
         bench_policy(bundle, iterations, report)
-        say(f"platform baseline: an empty 200 Hz loop for {duration_s:g} s ...")
-        bench_platform_loop(duration_s, report)
+        # The baseline in two halves, before and after the loop run, so that a change in the neighbours' load
+        # during the bench falls on both figures alike.
+        say(f"platform baseline: an empty 200 Hz loop for {duration_s / 2:g} s ...")
+        before = bench_platform_loop(duration_s / 2, None)
         bench_loop(bundle_path, bundle, duration_s, report, say, threads)
+        say(f"platform baseline: an empty 200 Hz loop for another {duration_s / 2:g} s ...")
+        after = bench_platform_loop(duration_s / 2, None)
+        _report_platform(report, duration_s, [before, after])
     finally:
         bundle.close()
     report.notes.append(

@@ -56,6 +56,14 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def session_settings(threads: int, spinning: bool, provider: str = "CPUExecutionProvider") -> str:
+    """The session options every engine here uses, in words (export's bench sessions use the same)."""
+    return (
+        f"{provider}, {threads} intra-op thread(s), 1 inter-op, spinning {'on' if spinning else 'off'}, "
+        "ORT_ENABLE_ALL, sequential"
+    )
+
+
 class OnnxRuntimeEngine:
     """`Engine` over an `onnxruntime.InferenceSession`; checks the graph's I/O against the manifest on load."""
 
@@ -90,6 +98,8 @@ class OnnxRuntimeEngine:
         self.provider = self._session.get_providers()[0]
         self.backend = f"onnxruntime/{self.provider}"
         self.threads = so.intra_op_num_threads
+        # What the benches print, so that `bench` and `export bench` can be seen to time like with like.
+        self.settings = session_settings(self.threads, spinning, self.provider)
         self._check_io()
         self._input_names = tuple(t.name for t in self.inputs)
         self._output_names = [t.name for t in self.outputs]

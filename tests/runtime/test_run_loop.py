@@ -125,7 +125,7 @@ def test_end_to_end_recording_policy_scheduler_armlink_firmware(bundle, recordin
     mcap_path = tmp_path / "episode.mcap"
     stats_path = tmp_path / "stats.json"
     rig = Rig([firmware.port], [_camera(bundle, recording)], config=_rig_config(firmware.port))
-    opts = RunOptions(task="reach", duration_s=2.5, safety=SAFETY, stats_path=stats_path, seed=0)
+    opts = RunOptions(task="reach_red_cube", duration_s=2.5, safety=SAFETY, stats_path=stats_path, seed=0)
     summary = run_policy(bundle, rig, opts, [obs, EpisodeRecorder(mcap_path)])
 
     assert summary.reason.kind == DURATION, summary.reason
@@ -293,7 +293,7 @@ def test_every_fault_ends_in_a_safe_stop(fault, bundle, recording, firmware, tmp
     source = StallingCamera(camera, after=10) if fault == "camera_stall" else camera
     policy = None
     if fault in ("inference_exception", "nan_action"):
-        policy = FailingPolicy(bundle, "reach", fail_at=3, nan=fault == "nan_action")
+        policy = FailingPolicy(bundle, "reach_red_cube", fail_at=3, nan=fault == "nan_action")
     timers = []
     if fault == "link_loss":
         timers.append(_after(0.8, firmware.stop_answering))
@@ -303,7 +303,7 @@ def test_every_fault_ends_in_a_safe_stop(fault, bundle, recording, firmware, tmp
         timers.append(_after(0.8, lambda: os.kill(os.getpid(), signal.SIGINT)))
     obs = Collect()
     mcap_path = tmp_path / f"{fault}.mcap"
-    opts = RunOptions(task="reach", duration_s=10.0, safety=SAFETY, camera_stall_s=0.5, hold_s=0.3)
+    opts = RunOptions(task="reach_red_cube", duration_s=10.0, safety=SAFETY, camera_stall_s=0.5, hold_s=0.3)
     summary = run_policy(bundle, Rig([firmware.port], [source]), opts, [obs, EpisodeRecorder(mcap_path)], policy=policy)
     for t in timers:
         t.cancel()
@@ -350,7 +350,9 @@ def test_an_arm_outside_its_limits_is_refused_before_anything_moves(bundle, reco
     with FirmwareSimulator(cfg) as sim:
         port = sim.port
         with pytest.raises(SafetyError, match=r"joint_3 at 2\.6000"):
-            run_policy(bundle, Rig([port], [_camera(bundle, recording)]), RunOptions(task="reach", duration_s=1.0))
+            run_policy(
+                bundle, Rig([port], [_camera(bundle, recording)]), RunOptions(task="reach_red_cube", duration_s=1.0)
+            )
         status = sim.status()
         assert status.commands == 0
         assert not status.torque_on
@@ -360,7 +362,7 @@ def test_dual_arm_bundle_drives_both_arms_in_action_space_order(nano_bundle_dual
     with load_bundle(nano_bundle_dual_arm) as bundle, FirmwareSimulator() as left, FirmwareSimulator() as right:
         obs = Collect()
         rig = Rig([left.port, right.port], [_camera(bundle, recording)])
-        summary = run_policy(bundle, rig, RunOptions(task="reach", duration_s=1.5, safety=SAFETY), [obs])
+        summary = run_policy(bundle, rig, RunOptions(task="reach_red_cube", duration_s=1.5, safety=SAFETY), [obs])
         assert summary.reason.kind == DURATION, summary.reason
         assert obs.info.joint_names[:7] == tuple(f"left_{j}" for j in (*(f"joint_{i}" for i in range(1, 7)), "gripper"))
         assert obs.info.ports == (left.port, right.port)

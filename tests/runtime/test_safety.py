@@ -172,3 +172,45 @@ def test_targets_valid_for_the_bundle_but_beyond_a_tighter_rig_are_clamped_not_r
     assert f.counters.clamped_position > 0
     assert f.counters.rejected_out_of_range == 0
     assert f.check_target(LIM.upper * 1.5) is not None  # beyond what the policy may output at all: rejected
+
+
+# Measurements the filter may be handed: anything, including far outside every limit (an encoder offset).
+measurements = st.lists(st.floats(-50.0, 50.0), min_size=7, max_size=7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 1000),
+    measured=st.lists(measurements, min_size=1, max_size=40),
+    holding=st.booleans(),
+)
+def test_no_measurement_moves_a_setpoint_faster_than_the_velocity_limit(seed, measured, holding) -> None:
+    rng = np.random.default_rng(seed)
+    f = SafetyFilter(LIM, CFG)
+    cmd = f.start(rng.uniform(LIM.lower, LIM.upper), 0.0)
+    target = rng.uniform(LIM.lower, LIM.upper)
+    now = 0.0
+    for m in measured:
+        now += DT
+        prev = cmd
+        cmd = f.hold(np.array(m), now) if holding else f.step(target, np.array(m), now)
+        assert (np.abs(cmd - prev) <= LIM.max_velocity * DT + 1e-9).all()
+        assert (cmd >= LIM.lower - EPS).all()
+        assert (cmd <= LIM.upper + EPS).all()
+
+
+def test_an_encoder_offset_does_not_yank_the_setpoint() -> None:
+    # The case: joint_2 at rest, its encoder suddenly reads 1.5 rad more (4.4 rad, beyond ±2.9). The
+    # tracking pull used to move the command 1.26 rad in one tick, to the limit.
+    lim = JointLimits(("j",), np.array([-2.9]), np.array([2.9]), np.array([2.0]), np.array([8.0]))
+    f = SafetyFilter(lim, SafetyConfig(control_period_s=DT, ramp_in_s=0.0))
+    cmd = f.start(np.array([2.9 - 1.5 + 0.0]), 0.0)
+    for i in range(1, 50):
+        prev = cmd
+        cmd = f.step(None, np.array([4.4]), i * DT)
+        assert abs(cmd[0] - prev[0]) <= 2.0 * DT + 1e-12
+    prev = cmd
+    cmd = f.hold(np.array([4.4]), 50 * DT)
+    assert abs(cmd[0] - prev[0]) <= 2.0 * DT + 1e-12
+    # Without a measurement the hold brakes on the commands alone.
+    assert f.hold(None, 51 * DT)[0] == pytest.approx(cmd[0], abs=2.0 * DT)
