@@ -328,17 +328,15 @@ def load_calibration(path: str | Path) -> CameraCalibration:
         raise CalibrationFileError(f"{path}: no such calibration file") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise CalibrationFileError(f"{path}: cannot read the calibration file ({e.__class__.__name__})") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from harmowam_edge.bundle.fields import parse_yaml
 
-            data = yaml.safe_load(text)
-        else:
+        data = parse_yaml(text, str(path), CalibrationFileError)
+    else:
+        try:
             data = json.loads(text)
-    except Exception as e:  # json.JSONDecodeError, yaml.YAMLError
-        raise CalibrationFileError(
-            f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} ({str(e).splitlines()[0]})"
-        ) from None
+        except json.JSONDecodeError as e:
+            raise CalibrationFileError(f"{path}: not valid JSON ({e})") from None
     return CameraCalibration.from_dict(data, source=str(path))
 
 

@@ -64,15 +64,15 @@ def load_pose_file(path: str | Path) -> PoseFile:
         raise PoseFileError(f"{path}: no such pose file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PoseFileError(f"{path}: cannot read the pose file ({e.__class__.__name__})") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from harmowam_edge.bundle.fields import parse_yaml
 
-            data = yaml.safe_load(text)
-        else:
+        data = parse_yaml(text, str(path), PoseFileError)
+    else:
+        try:
             data = json.loads(text)
-    except Exception as e:
-        raise PoseFileError(f"{path}: not valid JSON/YAML ({str(e).splitlines()[0]})") from None
+        except json.JSONDecodeError as e:
+            raise PoseFileError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PoseFileError(
             f'{path}: not a hand-eye pose file (expected "format": "{FORMAT}"; see docs/calibration.md)'

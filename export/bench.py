@@ -20,7 +20,7 @@ from export.complexity import network_complexity
 from export.config import default_camera
 from export.onnx_export import GRAPH_ORDER, export_all, graph_io, random_feed
 from export.parity import torch_runners
-from export.pipeline import Feed, OrtRunner, PolicyChain, Runner, loop_step, step_states
+from export.pipeline import Feed, OrtRunner, PolicyChain, Runner, loop_step, ort_settings, step_states
 from export.quantize import accuracy, quantize_int8
 from harmowam_edge.bundle.schema import (
     GATE,
@@ -360,6 +360,9 @@ def run_bench(
     return BenchRun(
         rows=[row for r in results for row in rows_for(r)],
         machine={"threads_used": THREADS, "load_avg_1m_at_start": load_start},
-        notes=["shared machine: other processes may run; medians and ratios from one run, engines interleaved"],
+        notes=[
+            "shared machine: other processes may run; medians and ratios from one run, engines interleaved",
+            f"ONNX Runtime sessions: {ort_settings(THREADS)} (the runtime's `bench` uses the same)",
+        ],
         results=results,
     )

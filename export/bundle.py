@@ -69,7 +69,7 @@ class BuildReport:
     rows: list[NetworkRow]
     parity: dict[str, Any]
     quantization: dict[str, Any] | None
-    flow_timing: dict[str, Any]
+    flow_timing: dict[str, Any] | None  # measured unrolled vs looped step timings; None when not measured
     manifest: Manifest
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -100,6 +100,11 @@ def _median_ms(fn: Callable[[], object], budget_s: float = 0.4, min_iters: int =
     return float(np.median(times) * 1e3)
 
 
+# The flow graph the runtime runs unless asked otherwise: one engine call per chunk (the step graph takes N).
+DEFAULT_FLOW_MODE = "unrolled"
+FLOW_MODES = ("unrolled", "step", "auto")
+
+
 def measure_flow_modes(graphs: Mapping[str, Path], feed: Mapping[str, np.ndarray], steps: int) -> dict[str, Any]:
     """ONNX Runtime (2 threads) time of the unrolled graph vs the step graph looped `steps` times."""
     unrolled = OrtRunner(graphs[PREDICTIVE_EXPERT])
@@ -107,15 +112,25 @@ def measure_flow_modes(graphs: Mapping[str, Path], feed: Mapping[str, np.ndarray
     noise = feed[NOISE]
     t_unrolled = _median_ms(lambda: unrolled(feed))
     t_step = _median_ms(lambda: loop_step(step, feed, noise, steps))
-    mode = "unrolled" if t_unrolled <= t_step else "step"
     return {
         "engine": "ONNX Runtime CPU FP32, 2 threads",
         "unrolled_ms_p50": round(t_unrolled, 4),
         "step_looped_ms_p50": round(t_step, 4),
         "flow_steps": steps,
-        "chosen": mode,
-        "note": "the faster of the two becomes policy.flow_mode; measured on the exporting machine",
+        "faster": "unrolled" if t_unrolled <= t_step else "step",
+        "note": "measured on the exporting machine, under whatever load it had",
     }
+
+
+def choose_flow_mode(flow_mode: str, timing: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(policy.flow_mode, why): the requested mode; `auto` takes the faster measured one (needs `timing`)."""
+    if flow_mode == "auto":
+        if timing is None:
+            raise ConfigError("flow_mode 'auto' decides on measured timings: measure them (time_flow)")
+        return str(timing["faster"]), "--flow-mode auto: the faster measured here (depends on this machine's load)"
+    if flow_mode == DEFAULT_FLOW_MODE:
+        return flow_mode, f"the default ({DEFAULT_FLOW_MODE}) or --flow-mode {flow_mode}"
+    return flow_mode, f"--flow-mode {flow_mode}"
 
 
 def _check_precision(precision: str) -> Precision:
@@ -158,11 +173,12 @@ def build_bundle(
     budget_pct: float = 1.0,
     min_gate_agreement: float = 0.99,
     parity_tolerance: float = DEFAULT_TOLERANCE,
-    flow_mode: str = "auto",
+    flow_mode: str = DEFAULT_FLOW_MODE,
     progress: Progress | None = None,
     seed: int = 0,
     allow_over_budget: bool | None = None,
     int8_activations: str = "s8",
+    time_flow: bool = False,
 ) -> BuildReport:
     """Export a checkpoint into a deploy bundle and return the report (also written under reports/).
 
@@ -170,12 +186,15 @@ def build_bundle(
     for untrained demo checkpoints only). Needed for INT8; used as recorded inputs for the parity check.
     Raises `QuantizationBudgetError` when a quantized bundle is over budget, `ParityError` when ONNX and PyTorch
     disagree, unless `allow_over_budget` (default: the value of `force`, as on the command line).
+    `flow_mode` (default unrolled) is `policy.flow_mode`; `time_flow` times both flow graphs into
+    reports/flow_mode.json; only `flow_mode="auto"` (which times them) lets the timings decide. Without either,
+    the bundle is a function of its inputs: two builds differ only in `provenance.created_utc`.
     """
     t_start = time.perf_counter()
     say = progress or (lambda _msg: None)
     prec = _check_precision(precision)
-    if flow_mode not in ("auto", "unrolled", "step"):
-        raise ConfigError(f"flow_mode: expected auto, unrolled or step, got {flow_mode!r}")
+    if flow_mode not in FLOW_MODES:
+        raise ConfigError(f"flow_mode: expected unrolled, step or auto, got {flow_mode!r}")
     if int8_activations not in ("s8", "u8"):
         raise ConfigError(
             f"--int8-activations: expected s8 (TensorRT, ARM) or u8 (x86 ONNX Runtime), got {int8_activations!r}"
@@ -221,6 +240,7 @@ def build_bundle(
             warnings=warnings,
             seed=seed,
             int8_activations=int8_activations,
+            time_flow=time_flow or flow_mode == "auto",
         )
         say(f"moving the bundle into place: {out}")
         _move_into_place(tmp, out)
@@ -247,6 +267,7 @@ def _build_into(
     warnings: list[str],
     seed: int,
     int8_activations: str,
+    time_flow: bool,
 ) -> BuildReport:
     cfg, nets = ck.config, ck.networks
     (tmp / REPORTS_DIR).mkdir()
@@ -268,14 +289,14 @@ def _build_into(
             raise ParityError(msg + "; pass --force to write the bundle anyway")
         warnings.append(msg + " (forced)")
 
-    say("measuring unrolled vs step flow graphs")
     io = graph_io(cfg)
-    rng = np.random.default_rng(seed)
-    feed = random_feed(io[PREDICTIVE_EXPERT][0], cfg, rng)
-    timing = measure_flow_modes(fp32_paths, feed, cfg.architecture.flow_steps)
-    chosen = timing["chosen"] if flow_mode == "auto" else flow_mode
-    timing["policy_flow_mode"] = chosen
-    _write_json(tmp / REPORTS_DIR / "flow_mode.json", timing)
+    timing = None
+    if time_flow:
+        say("timing the unrolled vs the looped step flow graph")
+        feed = random_feed(io[PREDICTIVE_EXPERT][0], cfg, np.random.default_rng(seed))
+        timing = measure_flow_modes(fp32_paths, feed, cfg.architecture.flow_steps)
+    chosen, why = choose_flow_mode(flow_mode, timing)
+    _write_json(tmp / REPORTS_DIR / "flow_mode.json", {"policy_flow_mode": chosen, "chosen_by": why, "timing": timing})
 
     graph_files: dict[str, dict[str, Path]] = {n: {"fp32": p} for n, p in fp32_paths.items()}
     defaults: dict[str, Precision] = dict.fromkeys(GRAPH_ORDER, "fp32")
@@ -353,7 +374,7 @@ def _build_into(
     if quant_report is not None:
         reports["quantization"] = f"{REPORTS_DIR}/quantization.json"
     build_info = {
-        "checkpoint": str(ck.path),
+        "checkpoint": ck.name,  # not its path: the bundle depends on the checkpoint's content, not where it was
         "precision": precision,
         "warnings": warnings,
         "complexity": {n: {"params": c.params, "flops": c.flops} for n, c in complexity.items()},

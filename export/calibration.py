@@ -123,7 +123,8 @@ def complete_observations(
 
 
 def load_npz_dir(path: Path, cfg: CheckpointConfig, seed: int = 0) -> list[Observation]:
-    files = sorted(path.glob("*.npz"))
+    # A sim demo episode folder is a directory of observations plus its dense `setpoints.npz` (not one).
+    files = sorted(f for f in path.glob("*.npz") if f.name != "setpoints.npz")
     if not files:
         raise CalibrationDataError(f"{path}: no .npz observations in this directory")
     rng = np.random.default_rng(seed)
@@ -139,6 +140,40 @@ def load_npz_dir(path: Path, cfg: CheckpointConfig, seed: int = 0) -> list[Obser
         obs.setdefault(TASK_EMBEDDING, _task_row(cfg, i))
         out.append(obs)
     return out
+
+
+DEMOS_INDEX = "dataset.json"  # a folder written by `sim demos`: episodes of .npz frames
+
+
+def load_demo_frames(path: Path, cfg: CheckpointConfig) -> list[Observation]:
+    """Frames of a `sim demos` folder, evenly spaced over every episode (at most MAX_OBSERVATIONS in all), each
+    with its measured joint state and task: calibration and the accuracy report then see the states and scenes
+    the policy meets, not synthetic ones. Pass episodes the network was not trained on (e.g. evaluation seeds)."""
+    import json
+
+    try:
+        episodes = json.loads((path / DEMOS_INDEX).read_text())["episodes"]
+        dirs = [path / str(e["dir"]) for e in episodes]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CalibrationDataError(f"{path / DEMOS_INDEX}: not a `sim demos` index with episodes[].dir ({e})") from None
+    per_episode = max(1, MAX_OBSERVATIONS // max(1, len(dirs)))
+    out: list[Observation] = []
+    for d in dirs:
+        files = sorted(f for f in d.glob("[0-9]*.npz"))
+        if not files:
+            raise CalibrationDataError(f"{d}: no .npz frames in this episode folder")
+        for i in np.unique(np.linspace(0, len(files) - 1, min(per_episode, len(files))).round().astype(int)):
+            f = files[i]
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    raw = {k: z[k] for k in z.files}
+            except Exception as e:
+                raise CalibrationDataError(f"{f}: not a readable .npz file ({e})") from None
+            if JOINT_POS not in raw:
+                raise CalibrationDataError(f"{f}: missing {JOINT_POS!r} (a demonstration frame records it)")
+            out.append(validate_observation(raw, cfg, str(f)))
+            out[-1].setdefault(TASK_EMBEDDING, _task_row(cfg, 0))
+    return out[:MAX_OBSERVATIONS]
 
 
 def synthetic_observations(cfg: CheckpointConfig, count: int = SYNTHETIC_COUNT, seed: int = 0) -> list[Observation]:
@@ -168,7 +203,8 @@ def synthetic_observations(cfg: CheckpointConfig, count: int = SYNTHETIC_COUNT, 
 def load_calibration(
     source: str | Path | Iterable[Mapping[str, np.ndarray]], cfg: CheckpointConfig, seed: int = 0
 ) -> list[Observation]:
-    """Observations from a .npz directory, an iterable of dicts, or "synthetic"; at least MIN_OBSERVATIONS."""
+    """Observations from a .npz directory, a `sim demos` folder, an iterable of dicts, or "synthetic"; at least
+    MIN_OBSERVATIONS."""
     if isinstance(source, str) and source == "synthetic":
         return synthetic_observations(cfg, seed=seed)
     if isinstance(source, (str, Path)):
@@ -179,7 +215,7 @@ def load_calibration(
             raise CalibrationDataError(
                 f"{path}: expected a directory of .npz observations (RealSense recordings are read by the CLI)"
             )
-        obs = load_npz_dir(path, cfg, seed)
+        obs = load_demo_frames(path, cfg) if (path / DEMOS_INDEX).is_file() else load_npz_dir(path, cfg, seed)
         where = str(path)
     else:
         obs = complete_observations(source, cfg, seed)

@@ -53,6 +53,12 @@ def ort_session(path: Path | str, threads: int = 2) -> object:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def ort_settings(threads: int = 2) -> str:
+    """`ort_session`'s options in words: the same wording and values as the runtime's engines
+    (`harmowam_edge.engines.onnxruntime_engine.session_settings`), which a test keeps equal."""
+    return f"CPUExecutionProvider, {threads} intra-op thread(s), 1 inter-op, spinning off, ORT_ENABLE_ALL, sequential"
+
+
 class OrtRunner:
     def __init__(self, path: Path | str, threads: int = 2) -> None:
         self.path = Path(path)

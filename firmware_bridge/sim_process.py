@@ -1,7 +1,9 @@
 """A firmware simulator in a child process: it prints its port on the first line and serves until SIGTERM.
 
 Used for the C host build and for the Python simulator when it must not share the client's interpreter (the
-benchmark: a real firmware does not compete with the host for the GIL).
+benchmark: a real firmware does not compete with the host for the GIL). The child never outlives its parent, even
+one killed with SIGKILL: it is told the parent's pid and exits once that is no longer its parent, and on Linux it
+also asks for SIGTERM when the parent thread dies (`lifeline_args`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import TracebackType
 
@@ -32,7 +35,7 @@ class SimulatorProcess:
         raise NotImplementedError
 
     def start(self) -> str:
-        argv = self.command()
+        argv = [*self.command(), *lifeline_args()]
         try:
             self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as e:
@@ -93,6 +96,19 @@ class SimulatorProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def lifeline_args() -> list[str]:
+    """Arguments that tie a simulator child's life to this process (both simulators accept them).
+
+    `--parent-pid`: the child polls its parent pid and stops once it changes (works whichever thread started it).
+    `--deathsig` (Linux PR_SET_PDEATHSIG, immediate) only from the main thread: the kernel signals the child when
+    the *thread* that started it ends, so from a worker thread it would kill a child that should live on.
+    """
+    args = ["--parent-pid", str(os.getpid())]
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        args.append("--deathsig")
+    return args
 
 
 def simulator_args(config: SimArmConfig, link_path: pathlib.Path | None = None) -> list[str]:

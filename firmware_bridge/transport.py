@@ -10,7 +10,9 @@ import contextlib
 import errno
 import os
 import select
+import stat
 import termios
+from pathlib import Path
 from typing import Protocol
 
 import serial
@@ -51,6 +53,24 @@ _MISSING_ERRNOS = {errno.ENOENT, errno.ENODEV, errno.ENXIO}
 _PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM}
 
 
+def not_a_serial_device(port: str) -> PortError | None:
+    """The error for a path that exists but cannot be a serial port (a file, a folder, /dev/null), else None."""
+    try:
+        st = Path(port).stat()
+    except OSError:
+        return None  # missing or unreadable: opening says which
+    if stat.S_ISCHR(st.st_mode):
+        return None  # maybe a tty: only opening it tells (never opened twice: some controllers reset on open)
+    kinds = {stat.S_IFREG: "a regular file", stat.S_IFDIR: "a directory", stat.S_IFIFO: "a pipe"}
+    return _not_serial(port, kinds.get(stat.S_IFMT(st.st_mode), "not a character device"))
+
+
+def _not_serial(port: str, kind: str) -> PortError:
+    return PortError(
+        port, f"{port} is not a serial device ({kind}): give the arm's port, e.g. /dev/ttyACM0 or /dev/serial/by-id/..."
+    )
+
+
 def describe_open_error(port: str, err_no: int | None, detail: str) -> PortError:
     """The typed error for an errno from opening `port` (public so tests can check the mapping directly)."""
     if err_no in _MISSING_ERRNOS:
@@ -65,6 +85,9 @@ def describe_open_error(port: str, err_no: int | None, detail: str) -> PortError
             f"permission denied opening {port}: add your user to the 'dialout' group "
             f"(sudo usermod -aG dialout $USER), then log out and back in",
         )
+    if err_no == errno.ENOTTY or os.strerror(errno.ENOTTY) in detail:
+        # pyserial's "Could not configure port: (25, 'Inappropriate ioctl for device')": /dev/null and the like
+        return _not_serial(port, "a character device that is not a terminal")
     if err_no in _BUSY_ERRNOS or "exclusively lock" in detail:
         return PortBusyError(
             port, f"serial port {port} is in use by another process (find it with: fuser -v {port}); close it first"
@@ -95,6 +118,9 @@ class SerialTransport:
                 # URL handlers (loop://, socket://) have no fd; a short write timeout keeps writes from hanging
                 ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0, write_timeout=0.05)
             else:
+                wrong = not_a_serial_device(port)
+                if wrong is not None:
+                    raise wrong
                 ser = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=0, exclusive=exclusive)
         except serial.SerialException as e:
             raise describe_open_error(port, e.errno, str(e)) from None

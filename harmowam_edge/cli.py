@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import typer
 
-from harmowam_edge.commands import bridge, calibrate, camera, export, runtime, sim
+from harmowam_edge.commands import bridge, calibrate, camera, distill, export, runtime, sim, train
 from harmowam_edge.errors import describe_user_error
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 runtime.register(app)
+train.register(app)
+distill.register(app)
 app.add_typer(bridge.app, name="bridge", help="The serial link to the arm firmware: simulate, ping, monitor, enable.")
 app.add_typer(export.app, name="export", help="Checkpoints -> verified ONNX -> FP16/INT8 -> TensorRT -> deploy bundle.")
 app.add_typer(camera.app, name="camera", help="RealSense cameras: list them, record to a file.")

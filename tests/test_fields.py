@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harmowam_edge.bundle.fields import FieldReader, join
+from harmowam_edge.bundle.fields import FieldReader, join, parse_yaml
 
 
 class RigError(Exception):
@@ -32,3 +32,27 @@ def test_long_values_are_shortened_in_messages() -> None:
     r = FieldReader("f.json")
     with pytest.raises(ValueError, match=r"got 'xxxx.*\.\.\.$"):
         r.choice({"k": "x" * 200}, "k", "", ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("a: 1\nb: [1, 2\nc: 3\n", "cfg.yaml:3:2:", "expected ',' or ']', but got ':'"),
+        ("a: 1\n\tb: 2\n", "cfg.yaml:2:1:", "found character '\\t' that cannot start any token"),
+        ('a: "open\n', "cfg.yaml:2:1:", "found unexpected end of stream"),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_line_with_file_line_and_column(text: str, where: str, what: str) -> None:
+    class CfgError(Exception):
+        pass
+
+    with pytest.raises(CfgError) as e:
+        parse_yaml(text, "cfg.yaml", CfgError)
+    msg = str(e.value)
+    assert msg.startswith(f"{where} not valid YAML: ")
+    assert what in msg
+    assert "\n" not in msg
+
+
+def test_parse_yaml_reads_valid_yaml() -> None:
+    assert parse_yaml("a: [1, 2]\nb: {c: x}\n", "cfg.yaml") == {"a": [1, 2], "b": {"c": "x"}}

@@ -12,6 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def parse_yaml(text: str, source: str, error: type[Exception] = ValueError) -> Any:
+    """`yaml.safe_load`, with a syntax error as one line: `rig.yaml:3:4: not valid YAML: expected ...`."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        what = e.problem or e.context or "syntax error"
+        context = f" ({e.context})" if e.context and e.problem else ""
+        raise error(f"{where}: not valid YAML: {what}{context}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
+
+
 def join(path: str, key: str | int) -> str:
     """`a.b` + `c` → `a.b.c`; an integer key indexes: `a.b[2]`."""
     if isinstance(key, int):

@@ -36,6 +36,7 @@ from harmowam_edge.bundle.schema import (
     JOINT_POS,
     MANIFEST_NAME,
     NOISE,
+    PRECISIONS,
     PREDICTIVE_EXPERT,
     PREDICTIVE_EXPERT_STEP,
     REACTIVE_EXPERT,
@@ -69,6 +70,8 @@ BUILD_ENGINES = "harmowam-edge export engines {bundle}"
 
 def read_manifest(path: str | Path) -> Manifest:
     root = Path(path)
+    if root.is_file():
+        raise BundleError(f"{root}: is a file; a deploy bundle is a directory (the one holding {MANIFEST_NAME})")
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle directory")
     mpath = root / MANIFEST_NAME
@@ -131,16 +134,33 @@ def observation_inputs(manifest: Manifest) -> dict[str, TensorSpec]:
 def select_graphs(
     manifest: Manifest, precision: Precision | None = None, flow_mode: FlowMode | None = None
 ) -> dict[str, GraphSpec]:
-    """The graph of each network the policy runs: `precision` where the network ships it, else its default."""
+    """The graph of each network the policy runs: `precision` where the network ships it, else its default.
+
+    A precision that no network ships is refused, naming the ones the bundle has (an INT8 bundle may keep some
+    networks in FP16 by design; a bundle with no INT8 graph at all must not quietly run FP32 for `int8`).
+    """
     mode = flow_mode or manifest.policy.flow_mode
     names = [WORLD_MODEL, GATE, REACTIVE_EXPERT, PREDICTIVE_EXPERT if mode == "unrolled" else PREDICTIVE_EXPERT_STEP]
     out = {}
     for n in names:
         if n not in manifest.networks:
             raise BundleError(f"{MANIFEST_NAME}: networks.{n}: missing (needed for flow_mode {mode!r})")
+    if precision is not None and not any(precision in manifest.networks[n].graphs for n in names):
+        raise BundleError(
+            f"precision {precision!r}: the bundle has no {precision} graphs; it has "
+            f"{', '.join(bundle_precisions(manifest, names))}"
+        )
+    for n in names:
         net = manifest.networks[n]
         out[n] = net.graphs.get(precision, net.default) if precision else net.default
     return out
+
+
+def bundle_precisions(manifest: Manifest, names: Iterable[str] | None = None) -> list[str]:
+    """The precisions the bundle ships graphs in (of `names`, default every network), in PRECISIONS order."""
+    nets = [manifest.networks[n] for n in names] if names is not None else list(manifest.networks.values())
+    have = {p for net in nets for p in net.graphs}
+    return [p for p in PRECISIONS if p in have]
 
 
 def check_wiring(manifest: Manifest, graphs: Mapping[str, GraphSpec]) -> list[str]:
@@ -394,14 +414,27 @@ def load_bundle(
     if choice.kind == "onnxruntime" and "export engines" in choice.note:
         warnings.append(choice.note)
         log.warning("%s", choice.note)
+    if precision is not None:
+        other = [f"{n} ({g.precision})" for n, g in graphs.items() if g.precision != precision]
+        if other:
+            warnings.append(f"precision {precision}: the bundle ships no {precision} graph of {', '.join(other)}")
     if manifest.provenance.untrained:
         warnings.append(f"{root}: the bundle comes from an UNTRAINED checkpoint (tests and demos only)")
     engines = open_engines(root, graphs, choice, threads=threads, providers=providers)
     t2 = time.perf_counter()
-    for eng in engines.values():
+    for net, eng in engines.items():
         feeds = zero_feeds(eng.inputs)
+        outputs: Mapping[str, np.ndarray] = {}
         for _ in range(warmup):
-            eng.run(feeds)
+            outputs = eng.run(feeds)
+        bad = [k for k, v in outputs.items() if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all()]
+        if bad:
+            for e in engines.values():
+                e.close()
+            raise BundleError(
+                f"{root / graphs[net].file}: outputs non-finite values ({', '.join(bad)}) on zero inputs: the "
+                "graph is broken; re-export the bundle"
+            )
     t3 = time.perf_counter()
     return LoadedBundle(
         root=root,

@@ -71,7 +71,13 @@ def intrinsics(
     from calibration.errors import CalibrationError
     from calibration.file_format import CameraId
     from calibration.pipeline import intrinsics_from_images, intrinsics_from_recording, intrinsics_live
+    from harmowam_edge.commands import option_checks as checks
 
+    checks.positive("--max-view-error", max_view_error, "pixels")
+    checks.int_range("--min-views", min_views, 1)
+    checks.int_range("--every", every, 1)
+    checks.int_range("--width", width, 1)
+    checks.int_range("--height", height, 1)
     sources = [s for s in (images, recording, serial) if s]
     if len(sources) != 1:
         raise CalibrationError("give exactly one of --images DIR, --recording FILE or --serial S")
@@ -287,7 +293,10 @@ def check(
 
     from calibration.check import CheckLimits
     from calibration.check_sources import run_check
+    from harmowam_edge.commands import option_checks as checks
 
+    checks.int_range("--frames", frames, 1)
+    checks.positive("--max-error", max_error, "pixels")
     result = run_check(
         calib,
         camera=camera,

@@ -59,10 +59,12 @@ def record(
 ) -> None:
     """Record a RealSense device to a file (for replay, INT8 calibration and the calibration CLI)."""
     from harmowam_edge.cameras.realsense import record_live
+    from harmowam_edge.commands import option_checks as checks
     from harmowam_edge.errors import ConfigError
 
-    if not duration > 0:
-        raise ConfigError(f"--duration: expected a number of seconds > 0, got {duration}")
+    checks.positive("--duration", duration)
+    for option, value in (("--width", width), ("--height", height), ("--fps", fps)):
+        checks.int_range(option, value, 1)
     if bundle is not None:
         from harmowam_edge.bundle.loader import read_manifest
 

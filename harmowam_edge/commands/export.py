@@ -38,10 +38,11 @@ def init(
 
     from export.checkpoint import describe_checkpoint, init_checkpoint, load_checkpoint
     from export.config import parse_camera
-    from export.errors import ConfigError
+    from harmowam_edge.commands import option_checks as checks
 
-    if cameras < 1:
-        raise ConfigError(f"--cameras: expected >= 1, got {cameras}")
+    checks.int_range("--arms", arms, 1, 2)
+    checks.seed("--seed", seed)
+    checks.int_range("--cameras", cameras, 1)
     base = parse_camera(camera, depth=depth)
     specs = [replace(base, name=f"cam{i}") for i in range(cameras)]
     task_list = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -110,8 +111,17 @@ def bundle(
         float, typer.Option("--min-gate-agreement", help="Minimum gate decision agreement with FP32 (0..1).")
     ] = 0.99,
     flow_mode: Annotated[
-        str, typer.Option("--flow-mode", help="auto (measure, pick the faster), unrolled or step.")
-    ] = "auto",
+        str,
+        typer.Option(
+            "--flow-mode",
+            help="The flow graph the runtime runs: unrolled (default; one call per chunk), step (the one-step "
+            "graph looped), or auto (time both here, take the faster: the bundle then depends on this machine's load).",
+        ),
+    ] = "unrolled",
+    time_flow: Annotated[
+        bool,
+        typer.Option("--time-flow", help="Time both flow graphs into reports/flow_mode.json (does not choose)."),
+    ] = False,
     int8_activations: Annotated[
         str,
         typer.Option(
@@ -125,7 +135,10 @@ def bundle(
 
     from export.bundle import build_bundle
     from export.errors import QuantizationBudgetError
+    from harmowam_edge.commands import option_checks as checks
 
+    checks.positive("--budget", budget, "percent")
+    checks.fraction("--min-gate-agreement", min_gate_agreement)
     console = _console()
     calib_source: Any = None
     if calib is not None:
@@ -148,6 +161,7 @@ def bundle(
                 flow_mode=flow_mode,
                 progress=progress,
                 int8_activations=int8_activations,
+                time_flow=time_flow,
             )
         except QuantizationBudgetError as e:
             _print_quant_report(console, e.report)
@@ -168,11 +182,16 @@ def bundle(
     if report.quantization is not None:
         _print_quant_report(console, report.quantization)
     console.print(table)
+    ft = report.flow_timing
+    timed = (
+        f" (timed here: unrolled {ft['unrolled_ms_p50']:.2f} ms vs step x{ft['flow_steps']} "
+        f"{ft['step_looped_ms_p50']:.2f} ms)"
+        if ft is not None
+        else ""
+    )
     console.print(
         f"ONNX vs PyTorch max action error {report.parity['max_action_error']:.2e} "
-        f"(tolerance {report.parity['tolerance_actions']:.0e}); flow: unrolled "
-        f"{report.flow_timing['unrolled_ms_p50']:.2f} ms vs step x{report.flow_timing['flow_steps']} "
-        f"{report.flow_timing['step_looped_ms_p50']:.2f} ms -> {report.flow_mode}"
+        f"(tolerance {report.parity['tolerance_actions']:.0e}); flow mode {report.flow_mode}{timed}"
     )
     for w in report.warnings:
         console.print(f"[bold yellow]warning:[/] {w}")
@@ -270,7 +289,9 @@ def engines(
     from rich.table import Table
 
     from export.tensorrt import build_engines
+    from harmowam_edge.commands import option_checks as checks
 
+    checks.int_range("--workspace-mb", workspace_mb, 1)
     console = _console()
     names = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
     with console.status("building engines") as status:

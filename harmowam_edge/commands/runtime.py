@@ -10,11 +10,15 @@ import typer
 import harmowam_edge
 
 if TYPE_CHECKING:
+    from firmware_bridge import ArmClient
     from harmowam_edge.bundle.loader import LoadedBundle
     from harmowam_edge.bundle.schema import Manifest
     from harmowam_edge.cameras.frames import CameraSource
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BUSES = ("feetech", "dynamixel")
+# The simulated rig renders and steps physics on the same CPU as the loop: its state stream may pause longer.
+SIM_STATE_TIMEOUT_S = 0.5
 
 
 def _echo(msg: str) -> None:
@@ -38,6 +42,13 @@ def _load(bundle: Path, backend: str, precision: str | None, threads: int | None
     for w in b.warnings:
         _echo(f"note: {w}")
     return b
+
+
+def _close_arms(arms: list[str | ArmClient]) -> None:
+    """Torque off and close the open arms (idempotent: the loop has usually closed them already)."""
+    for a in arms:
+        if not isinstance(a, str):
+            a.close()
 
 
 def _task(bundle: LoadedBundle, task: str | None) -> str:
@@ -76,6 +87,21 @@ def _cameras_for(manifest: Manifest, values: list[str], loop: bool) -> list[Came
             f"--camera: the bundle has {len(cams)} camera(s) ({', '.join(c.name for c in cams)}), got {len(values)}"
         )
     return [_camera_source(spec, v, loop) for spec, v in zip(cams, values, strict=True)]
+
+
+def _check_joint_pos(text: str, q: Any, manifest: Manifest) -> None:
+    """`--joint-pos`: one finite value per action-space dimension, named in the error."""
+    import numpy as np
+
+    from harmowam_edge.errors import ConfigError
+
+    dims = [d.name for d in manifest.action_space.dims]
+    if len(q) != len(dims):
+        raise ConfigError(
+            f"--joint-pos {text!r}: expected {len(dims)} comma-separated values ({', '.join(dims)}), got {len(q)}"
+        )
+    if not np.all(np.isfinite(q)):
+        raise ConfigError(f"--joint-pos {text!r}: expected finite numbers")
 
 
 def _print_summary(summary: Any) -> None:
@@ -133,10 +159,21 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--sim", help="Run on the simulated rig (MuJoCo + firmware simulator on PTYs).")
         ] = False,
         arms: Annotated[int | None, typer.Option("--arms", help="--sim without --bundle: 1 or 2 arms.")] = None,
+        scene: Annotated[
+            str | None,
+            typer.Option("--scene", help="--sim: id, background, position or semantics (docs/sim.md)."),
+        ] = None,
         video: Annotated[
             Path | None, typer.Option("--video", help="--sim: film the first camera with the policy's overlay.")
         ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="No live status line.")] = False,
+        untrained: Annotated[
+            bool, typer.Option("--untrained", help="--sim without --bundle: the seeded UNTRAINED demo policy.")
+        ] = False,
+        bus: Annotated[
+            str | None,
+            typer.Option("--bus", help="--sim: each arm a simulated servo bus (feetech or dynamixel)."),
+        ] = None,
     ) -> None:
         """Run a policy on the robot: camera frames in, world model → gate → experts, joint setpoints out.
 
@@ -146,11 +183,18 @@ def register(app: typer.Typer) -> None:
         import contextlib
         import time
 
+        from harmowam_edge.commands import option_checks as checks
         from harmowam_edge.control.loop import Rig, RunObserver, RunOptions, run_policy
         from harmowam_edge.control.rig import RigConfig
         from harmowam_edge.errors import ConfigError
         from harmowam_edge.telemetry.status import StatusLine
 
+        # Every number first: nothing is loaded, opened or enabled on a bad one.
+        checks.positive("--duration", duration)
+        checks.rate_hz("--rate", rate)
+        checks.int_range("--threads", threads, 1)
+        checks.int_range("--arms", arms, 1, 2)
+        checks.seed("--seed", seed)
         t_launch = time.monotonic()
         if sim and (rig or camera or port):
             raise ConfigError("--sim brings its own arms and cameras: drop --rig, --port and --camera")
@@ -158,18 +202,24 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--video films the simulated camera: it needs --sim")
         if arms is not None and not sim:
             raise ConfigError("--arms chooses the simulated rig's arm count: it needs --sim")
+        if scene is not None and not sim:
+            raise ConfigError("--scene chooses the simulated rig's scene: it needs --sim")
+        _check_choice("--bus", bus, BUSES)
+        if bus is not None and not sim:
+            raise ConfigError("--bus: the simulated rig's servo bus needs --sim (a rig file names its own bus)")
         if bundle is None:
             if not sim:
                 raise ConfigError("--bundle: missing (or --sim to run the demo bundle on the simulated rig)")
             from harmowam_edge.commands.sim import ensure_demo_bundle
 
-            bundle, built = ensure_demo_bundle(1 if arms is None else arms, progress=_echo)
+            bundle, built = ensure_demo_bundle(1 if arms is None else arms, progress=_echo, untrained=untrained)
             if built:
                 t_launch = time.monotonic()  # start-up is measured from here: the one-off export is not start-up
-            _echo(
-                "the demo policy is UNTRAINED (a seeded random checkpoint through the real export path): the whole "
-                "loop runs, the arm moves, but it does not do the task; give --bundle for a trained one"
-            )
+            from harmowam_edge.commands.sim import describe_demo_bundle
+
+            _echo(describe_demo_bundle(bundle))
+        elif untrained:
+            raise ConfigError("--untrained chooses the demo policy of --sim without --bundle: drop one of the two")
         loaded = _load(bundle, backend, precision, threads)
         observers: list[RunObserver] = []
         with contextlib.ExitStack() as stack:
@@ -191,10 +241,15 @@ def register(app: typer.Typer) -> None:
                         manifest.cameras,
                         seed,
                         action_space=manifest.action_space,
+                        scene=scene or "id",
+                        bus=bus,
                     )
                 )
                 _echo(sim_rig.describe())
-                the_rig = Rig(list(sim_rig.arm_ports), list(sim_rig.cameras), name="sim")
+                # Open servo-bus arms are closed by the loop; the callback covers a failure before it starts.
+                sim_arms = sim_rig.arm_handles(SIM_STATE_TIMEOUT_S)
+                stack.callback(_close_arms, sim_arms)
+                the_rig = Rig(sim_arms, list(sim_rig.cameras), name="sim")
                 if video is not None:
                     from harmowam_edge.sim.observer import SimVideoObserver
 
@@ -220,7 +275,12 @@ def register(app: typer.Typer) -> None:
                         if c is None:
                             raise ConfigError(f"{rig}: cameras: no entry for the bundle's camera {spec.name!r}")
                         cams.append(_camera_source(spec, c.recording or c.serial or "", loop_recording))
-                the_rig = Rig([a.port for a in rig_cfg.arms], cams, config=rig_cfg, name=str(rig))
+                from harmowam_edge.control.arms import open_rig_arms
+
+                # Last, so nothing else can fail with a bus open; the loop closes them (torque off), so does this.
+                rig_arms = open_rig_arms(rig_cfg, rig_cfg.safety_config().state_timeout_s)
+                stack.callback(_close_arms, rig_arms)
+                the_rig = Rig(rig_arms, cams, config=rig_cfg, name=str(rig))
             else:
                 ports = list(port or [])
                 if not ports and not dry_run:
@@ -237,7 +297,7 @@ def register(app: typer.Typer) -> None:
 
                 # The simulated rig renders and steps physics on the same CPU as the loop: allow its state stream
                 # longer gaps than a real arm's before calling it lost.
-                safety = SafetyConfig(state_timeout_s=0.5)
+                safety = SafetyConfig(state_timeout_s=SIM_STATE_TIMEOUT_S)
             opts = RunOptions(
                 task=name_task,
                 duration_s=duration,
@@ -289,15 +349,21 @@ def register(app: typer.Typer) -> None:
         """The policy over every frame of a recording, no arm: writes actions, gate weights and timings."""
         import numpy as np
 
+        from harmowam_edge.commands import option_checks as checks
         from harmowam_edge.errors import ConfigError
         from harmowam_edge.policy.replay import replay_recordings
 
+        checks.seed("--seed", seed)
         q = None
         if joint_pos is not None:
             try:
                 q = np.array([float(v) for v in joint_pos.split(",")])
             except ValueError:
                 raise ConfigError(f"--joint-pos {joint_pos!r}: expected comma-separated numbers") from None
+        if q is not None:
+            from harmowam_edge.bundle.loader import read_manifest
+
+            _check_joint_pos(joint_pos or "", q, read_manifest(bundle))  # before the graphs load
         with _load(bundle, backend, precision, None, flow_mode) as loaded:
             name = _task(loaded, task)
             res = replay_recordings(loaded, list(recording), out, task=name, seed=seed, joint_pos=q)
@@ -325,11 +391,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Policy step per path, control-loop jitter at 200 Hz under inference, frame → setpoint, start-up."""
+        from harmowam_edge.commands import option_checks as checks
         from harmowam_edge.diagnostics.bench import run_bench
-        from harmowam_edge.errors import ConfigError
 
-        if not duration > 0 or iterations < 10:
-            raise ConfigError("--duration must be > 0 and --iterations >= 10")
+        checks.positive("--duration", duration)
+        checks.int_range("--iterations", iterations, 10)
+        checks.int_range("--threads", threads, 1)
         if bundle is None:
             from harmowam_edge.commands.sim import ensure_demo_bundle
 

@@ -9,7 +9,12 @@ import platform
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from harmowam_edge.bundle.loader import LoadedBundle
+    from harmowam_edge.bundle.schema import Manifest
+    from harmowam_edge.policy.policy import Observation
 
 Status = Literal["ok", "info", "warn", "fail"]
 
@@ -85,6 +90,7 @@ def check_bundle(path: Path) -> list[Check]:
         select_graphs,
         verify_files,
     )
+    from harmowam_edge.bundle.schema import PREDICTIVE_EXPERT_STEP
     from harmowam_edge.errors import HarmowamError
 
     out: list[Check] = []
@@ -115,11 +121,16 @@ def check_bundle(path: Path) -> list[Check]:
         wiring = check_wiring(manifest, graphs)
         if wiring:
             out.append(Check(f"wiring ({mode})", "fail", "; ".join(wiring), "re-export the bundle"))
-    try:
-        with load_bundle(path, backend="onnxruntime", warmup=1) as b:
-            out.append(Check("graphs load", "ok", f"every graph loads and runs in {b.backend}"))
-    except HarmowamError as e:
-        out.append(Check("graphs load", "fail", str(e), "re-export the bundle"))
+    for mode in ("unrolled", "step"):
+        if mode == "step" and PREDICTIVE_EXPERT_STEP not in manifest.networks:
+            continue
+        try:
+            with load_bundle(path, backend="onnxruntime", flow_mode=mode, warmup=1) as b:  # type: ignore[arg-type]
+                if mode == manifest.policy.flow_mode:
+                    out.append(Check("graphs load", "ok", f"every graph loads and runs in {b.backend}"))
+                out.append(probe_step(b))
+        except HarmowamError as e:
+            out.append(Check("graphs load", "fail", str(e), "re-export the bundle"))
     from harmowam_edge.engines.tensorrt_engine import cuda_device, tensorrt_available, tensorrt_version
 
     sets = engine_sets(path)
@@ -158,6 +169,68 @@ def check_bundle(path: Path) -> list[Check]:
     if trt_ok and want and not any(f.name == want for f, _, _ in sets):
         out.append(Check("tensorrt engines", "warn", f"no engines/{want} for this TensorRT and GPU", build))
     return out
+
+
+def probe_observation(manifest: Manifest, frame: int = 0) -> Observation:
+    """A plausible observation: a textured frame (and a plane at 0.8 m) per camera, the arm mid-range."""
+    import numpy as np
+
+    from harmowam_edge.cameras.frames import Frame
+    from harmowam_edge.cameras.synthetic import gradient_color, plane_depth
+    from harmowam_edge.policy.policy import Observation
+
+    frames = []
+    for c in manifest.cameras:
+        depth = plane_depth(c.width, c.height, int(0.8 / c.depth_units_m))(frame) if c.has_depth else None
+        frames.append(Frame(c.name, gradient_color(c.width, c.height)(frame), 0.0, frame, depth, c.depth_units_m))
+    q = np.array([(d.lower + d.upper) / 2 for d in manifest.action_space.dims], np.float32)
+    return Observation(frames, q, t_obs=0.0)
+
+
+def probe_step(bundle: LoadedBundle) -> Check:
+    """One policy step per expert path on `probe_observation`: outputs finite and inside the action space.
+
+    Outside the action space is a failure for a trained bundle and a warning for an UNTRAINED one (its seeded
+    random weights mean nothing; the safety filter clamps what it sends). Non-finite output fails either way.
+    """
+    import numpy as np
+
+    from harmowam_edge.errors import HarmowamError
+    from harmowam_edge.policy.policy import Policy
+
+    m = bundle.manifest
+    lo = np.array([d.lower for d in m.action_space.dims], np.float32)
+    hi = np.array([d.upper for d in m.action_space.dims], np.float32)
+    names = [d.name for d in m.action_space.dims]
+    area = f"probe step ({bundle.flow_mode})"
+    fix = "re-export it from a sound checkpoint"
+    policy = Policy(bundle, m.tasks.names[0], seed=0)
+    obs = probe_observation(m)
+    outside: list[tuple[float, str]] = []  # (how far out, description)
+    for mode in ("reactive", "predictive"):
+        try:
+            chunk = policy.step(obs, force=mode)  # type: ignore[arg-type]
+        except HarmowamError as e:
+            return Check(area, "fail", f"{mode} path: {e}", fix)
+        if not np.isfinite(chunk.gate_weights).all():
+            return Check(area, "fail", f"the gate outputs non-finite weights: {chunk.gate_weights.tolist()}", fix)
+        bad = ~np.isfinite(chunk.actions)
+        if bad.any():
+            dims = sorted({names[j] for j in np.nonzero(bad)[1]})
+            return Check(area, "fail", f"{mode} path: non-finite actions ({', '.join(dims)})", fix)
+        if ((chunk.gate_weights < 0) | (chunk.gate_weights > 1)).any():
+            return Check(area, "fail", f"gate weights outside [0, 1]: {chunk.gate_weights.tolist()}", fix)
+        beyond = np.maximum(lo - chunk.actions, chunk.actions - hi)  # > 0 outside, per step and dimension
+        for j in np.nonzero((beyond > 0).any(axis=0))[0].tolist():
+            v = float(chunk.actions[int(np.argmax(beyond[:, j])), j])
+            outside.append((float(beyond[:, j].max()), f"{mode} {names[j]} {v:.3g}, limits {lo[j]:.3g}..{hi[j]:.3g}"))
+    if outside:
+        status: Status = "warn" if m.provenance.untrained else "fail"
+        n_out = len({d.split()[1] for _, d in outside})
+        worst = max(outside)[1]
+        detail = f"actions outside the action space on {n_out} dim(s); worst: {worst}"
+        return Check(area, status, detail, "" if m.provenance.untrained else fix)
+    return Check(area, "ok", "reactive and predictive paths: finite actions inside the action space")
 
 
 def check_cameras() -> list[Check]:

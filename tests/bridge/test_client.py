@@ -116,14 +116,23 @@ def test_heartbeats_keep_the_arm_enabled(impl, start_sim, open_link) -> None:
     sim = start_sim(impl, CONFIG)
     link = open_link(sim.port, arm=1)
     link.enable()
-    sent = []
+    sent, firmware_times = [], []
     for _ in range(30):
         link.heartbeat()
         sent.append(time.monotonic())
+        firmware_times.append(link.state().firmware_time)
         time.sleep(0.03)
-    gap = float(max(np.diff(sent)))
-    if gap > 0.08:  # the exact 100 ms rule is tested on a fake clock (test_firmware_core, test_hwl.c)
-        pytest.skip(f"this machine is too loaded to keep 30 ms heartbeats: a {gap * 1000:.0f} ms gap")
+    # The exact 100 ms rule is tested on a fake clock (test_firmware_core, test_hwl.c). Here either side may be
+    # starved on a loaded machine: the host between heartbeats, or the simulator (its own process, or a thread
+    # behind the GIL), which then wakes to a watchdog that saw no heartbeat although they queued on the PTY. A
+    # starved simulator shows as a jump in the firmware time of the newest state between two 30 ms samples.
+    host_gap = float(max(np.diff(sent)))
+    firmware_gap = float(max(np.diff(firmware_times)))
+    if max(host_gap, firmware_gap) > 0.07:
+        pytest.skip(
+            f"this machine is too loaded to keep 30 ms heartbeats: a {host_gap * 1000:.0f} ms gap on the host, "
+            f"{firmware_gap * 1000:.0f} ms in the simulator"
+        )
     assert link.state().mode is ArmMode.ENABLED
 
 

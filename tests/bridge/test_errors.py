@@ -142,3 +142,37 @@ def test_no_c_compiler_is_a_clear_error(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no cc, gcc or clang
     with pytest.raises(CompilerNotFoundError, match=r"no C compiler was found.*apt-get install gcc.*--impl python"):
         build_host_simulator(tmp_path / "build")
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda tmp: "/dev/null", "a character device that is not a terminal"),
+        (lambda tmp: str((tmp / "notes.txt").resolve()), "a regular file"),
+        (lambda tmp: str(tmp), "a directory"),
+    ],
+)
+def test_a_path_that_is_no_serial_device_says_so(tmp_path, make, kind) -> None:
+    (tmp_path / "notes.txt").write_text("not a port\n")
+    port = make(tmp_path)
+    with pytest.raises(BridgeError) as e:
+        ArmLink.open(port)
+    msg = str(e.value)
+    assert msg.startswith(f"{port} is not a serial device ({kind})")
+    assert "ioctl" not in msg
+    assert "\n" not in msg
+
+
+def test_the_cli_says_dev_null_is_not_a_serial_device(capsys) -> None:
+    from harmowam_edge.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["bridge", "ping", "/dev/null"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        (
+            "harmowam-edge: error: /dev/null is not a serial device (a character device that is not a terminal): "
+            "give the arm's port, e.g. /dev/ttyACM0 or /dev/serial/by-id/..."
+        )
+    ]

@@ -12,7 +12,7 @@ from export.calibration import MIN_OBSERVATIONS, load_calibration, split_holdout
 from export.checkpoint import load_config
 
 
-def write_npz_dir(path: Path, n: int, *, joint: bool = True, task: str | None = "push", **overrides) -> Path:
+def write_npz_dir(path: Path, n: int, *, joint: bool = True, task: str | None = "pick_red_cube", **overrides) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(n):
@@ -34,7 +34,7 @@ def test_npz_directory(tmp_path: Path, nano_ckpt: Path) -> None:
     assert o["image_0"].shape == (1, 120, 160, 3)
     assert o["joint_pos"].shape == (1, 7)
     assert o["joint_pos"].dtype == np.float32
-    push = [t.name for t in cfg.tasks].index("push")
+    push = [t.name for t in cfg.tasks].index("pick_red_cube")
     np.testing.assert_array_equal(o["task_embedding"][0], np.asarray(cfg.tasks[push].embedding, np.float32))
     calib, hold = split_holdout(obs)
     assert len(calib) + len(hold) == 12

@@ -103,7 +103,7 @@ def test_budget_refusal_prints_the_report(tmp_path: Path, nano_ckpt: Path, capsy
         (["--precision", "int8"], "--calib: INT8 needs calibration observations"),
         (["--precision", "int8", "--calib", "{missing}"], "calibration data not found"),
         (["--calib", "{few}"], "need at least 12"),
-        (["--flow-mode", "sideways"], "flow_mode: expected auto, unrolled or step"),
+        (["--flow-mode", "sideways"], "flow_mode: expected unrolled, step or auto"),
         (["--precision", "int8", "--calib", "synthetic", "--int8-activations", "s16"], "--int8-activations"),
     ],
 )

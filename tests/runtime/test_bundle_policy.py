@@ -35,8 +35,8 @@ def test_loader_verifies_and_opens_onnx_runtime(bundle) -> None:
     assert bundle.backend.startswith("onnxruntime/")
     assert set(bundle.engines) == {"world_model", "gate", "reactive_expert", "predictive_expert"}
     assert any("UNTRAINED" in w for w in bundle.warnings)
-    assert bundle.task_embedding("reach").shape == (1, bundle.manifest.tasks.dim)
-    with pytest.raises(BundleError, match="no task 'fly'; the bundle's tasks: reach, pick_and_place, push"):
+    assert bundle.task_embedding("reach_red_cube").shape == (1, bundle.manifest.tasks.dim)
+    with pytest.raises(BundleError, match="no task 'fly'; the bundle's tasks: pick_red_cube, pick_green_cube"):
         bundle.task_embedding("fly")
 
 
@@ -118,7 +118,7 @@ def test_engine_sets_without_tensorrt_fall_back_and_say_how_to_build(nano_bundle
 
 
 def test_policy_step_runs_only_the_experts_the_gate_needs(bundle) -> None:
-    p = Policy(bundle, "reach", seed=3)
+    p = Policy(bundle, "reach_red_cube", seed=3)
     obs = _obs(100, 0.1)
     chunk = p.step(obs)
     k, a = bundle.manifest.policy.chunk_size, bundle.manifest.policy.action_dim
@@ -139,16 +139,16 @@ def test_policy_step_runs_only_the_experts_the_gate_needs(bundle) -> None:
 def test_blend_is_per_step_and_reproducible(bundle) -> None:
     obs = _obs(50, -0.2)
     # Three policies with the same seed draw the same noise on their first step.
-    blend = Policy(bundle, "push", seed=7).step(obs, force="blend")
-    react = Policy(bundle, "push", seed=7).step(obs, force="reactive")
-    pred = Policy(bundle, "push", seed=7).step(obs, force="predictive")
+    blend = Policy(bundle, "pick_red_cube", seed=7).step(obs, force="blend")
+    react = Policy(bundle, "pick_red_cube", seed=7).step(obs, force="reactive")
+    pred = Policy(bundle, "pick_red_cube", seed=7).step(obs, force="predictive")
     w = blend.gate_weights[:, None]
     assert blend.actions == pytest.approx(w * pred.actions + (1 - w) * react.actions, abs=1e-5)
-    again = Policy(bundle, "push", seed=7).step(obs, force="blend")
+    again = Policy(bundle, "pick_red_cube", seed=7).step(obs, force="blend")
     assert np.array_equal(again.actions, blend.actions)
-    other = Policy(bundle, "push", seed=8).step(obs, force="blend")
+    other = Policy(bundle, "pick_red_cube", seed=8).step(obs, force="blend")
     assert not np.array_equal(other.actions, blend.actions)  # the noise matters
-    other_task = Policy(bundle, "reach", seed=7).step(obs, force="blend")
+    other_task = Policy(bundle, "reach_red_cube", seed=7).step(obs, force="blend")
     assert not np.array_equal(other_task.actions, blend.actions)  # and so does the task
 
 
@@ -156,14 +156,14 @@ def test_step_graph_looped_matches_the_unrolled_graph(nano_bundle: Path, bundle)
     obs = _obs(200, 0.3)
     with load_bundle(nano_bundle, flow_mode="step") as stepped:
         assert "predictive_expert_step" in stepped.engines
-        looped = Policy(stepped, "reach", seed=1).step(obs, force="predictive")
-    unrolled = Policy(bundle, "reach", seed=1).step(obs, force="predictive")
+        looped = Policy(stepped, "reach_red_cube", seed=1).step(obs, force="predictive")
+    unrolled = Policy(bundle, "reach_red_cube", seed=1).step(obs, force="predictive")
     assert looped.experts == ("predictive_expert_step",)
     assert np.abs(looped.actions - unrolled.actions).max() < 1e-4
 
 
 def test_wrong_frames_are_refused(bundle) -> None:
-    p = Policy(bundle, "reach")
+    p = Policy(bundle, "reach_red_cube")
     bad = Observation([Frame("cam0", np.zeros((240, 320, 3), np.uint8), 0.0, 1)], np.zeros(7))
     with pytest.raises(
         CameraError, match=r"camera 'cam0': frame is uint8 \[240, 320, 3\], the bundle expects uint8 \[120, 160, 3\]"

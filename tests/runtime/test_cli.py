@@ -35,8 +35,8 @@ def cam_recording(recordings_dir: Path) -> Recording:
 def test_run_dry_run_on_a_recording_writes_stats_and_episode(nano_bundle, cam_recording, tmp_path, capsys) -> None:
     stats, episode = tmp_path / "stats.json", tmp_path / "ep.mcap"
     code, _, err = _main(
-        ["run", "--bundle", str(nano_bundle), "--camera", str(cam_recording.path), "--dry-run", "--task", "push",
-         "--stats", str(stats), "--record", str(episode), "--quiet"],
+        ["run", "--bundle", str(nano_bundle), "--camera", str(cam_recording.path), "--dry-run",
+         "--task", "pick_red_cube", "--stats", str(stats), "--record", str(episode), "--quiet"],
         capsys,
     )  # fmt: skip
     assert code == 0, err
@@ -46,7 +46,7 @@ def test_run_dry_run_on_a_recording_writes_stats_and_episode(nano_bundle, cam_re
     assert s["dry_run"] is True
     assert s["setpoints_sent"] == 0
     assert s["chunks"]["made"] >= 1
-    assert s["task"] == "push"
+    assert s["task"] == "pick_red_cube"
     with open(episode, "rb") as f:
         reader = make_reader(f)
         topics = {ch.topic for _, ch, _ in reader.iter_messages()}
@@ -90,7 +90,7 @@ def test_run_refuses_an_e_stopped_arm_with_a_clear_error(nano_bundle, cam_record
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--task", "fly", "--dry-run"], "no task 'fly'; the bundle's tasks: reach, pick_and_place, push"),
+        (["--task", "fly", "--dry-run"], "no task 'fly'; the bundle's tasks: pick_red_cube, pick_green_cube"),
         ([], "--port: give the arm's serial port"),
         (["--dry-run", "--video", "v.mp4"], "--video films the simulated camera: it needs --sim"),
         (["--dry-run", "--backend", "cuda"], "--backend: expected one of auto, onnxruntime, tensorrt"),

@@ -61,7 +61,8 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
         ("arms: [{name: arm, port: p}]\nsafety: {state_timeout_s: -1}", "safety.state_timeout_s: expected > 0"),
         ("arms: [{name: arm, port: p}]\ncameras: [{name: c, serial: '1', recording: r.db3}]", "not both"),
         ("arms: [{name: a, port: p}, {name: a, port: q}]", "rig.yaml: arms: expected unique arm names"),
-        ("arms: [oops", "rig.yaml: not valid YAML"),
+        ("arms: [oops", "rig.yaml:1:12: not valid YAML: expected ',' or ']', but got '<stream end>'"),
+        ("arms:\n  - name: a\n\tport: p\n", "rig.yaml:3:1: not valid YAML: found character '\\t' that cannot"),
     ],
 )
 def test_errors_name_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
@@ -70,6 +71,7 @@ def test_errors_name_the_file_and_field(tmp_path: Path, text: str, message: str)
     with pytest.raises(ConfigError) as e:
         RigConfig.load(p)
     assert message in str(e.value)
+    assert "\n" not in str(e.value)  # one line, whatever the problem
 
 
 def test_rig_must_match_the_bundle(tmp_path: Path) -> None:

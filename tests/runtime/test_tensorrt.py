@@ -54,8 +54,8 @@ def test_runtime_picks_matching_plans_and_agrees_with_onnx_runtime(trt_bundle: P
         assert auto.choice.kind == "tensorrt", auto.choice.note
         assert auto.backend.startswith("tensorrt")
         for mode in ("reactive", "predictive", "blend"):
-            a = Policy(auto, "reach", seed=2).step(_obs(), force=mode)  # type: ignore[arg-type]
-            b = Policy(ort, "reach", seed=2).step(_obs(), force=mode)  # type: ignore[arg-type]
+            a = Policy(auto, "reach_red_cube", seed=2).step(_obs(), force=mode)  # type: ignore[arg-type]
+            b = Policy(ort, "reach_red_cube", seed=2).step(_obs(), force=mode)  # type: ignore[arg-type]
             # FP32 plans may use TF32 on Ampere and later: agreement to a few milliradians.
             assert np.abs(a.actions - b.actions).max() < 5e-3, mode
             assert np.abs(a.gate_weights - b.gate_weights).max() < 5e-3

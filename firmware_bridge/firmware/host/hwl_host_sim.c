@@ -8,7 +8,10 @@
  *   hwl_host_sim [--joints N] [--arm A] [--state-rate HZ] [--control-rate HZ] [--pos-min CSV] [--pos-max CSV]
  *                [--max-vel CSV] [--max-acc CSV] [--initial CSV] [--gripper MIN,MAX,VEL,ACC | --no-gripper]
  *                [--initial-gripper M] [--firmware-id ID] [--baud B] [--link PATH] [--print-schema]
- * A CSV with one value applies to every joint.
+ *                [--parent-pid PID] [--deathsig]
+ * A CSV with one value applies to every joint. --parent-pid: exit as soon as PID is no longer this process's
+ * parent (it died: a simulator must never outlive the client that started it); --deathsig: also ask Linux to send
+ * SIGTERM when the parent thread dies (immediate; only meaningful when that thread lives as long as the parent).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,9 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "hwl_firmware.h"
 
@@ -202,6 +208,8 @@ int main(int argc, char **argv) {
     long baud = 1000000;
     int known_baud;
     int i;
+    long parent_pid = 0;
+    int deathsig = 0;
     struct sigaction sa;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -226,6 +234,10 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "--no-gripper") == 0) {
             cfg.has_gripper = 0;
+            continue;
+        }
+        if (strcmp(a, "--deathsig") == 0) {
+            deathsig = 1;
             continue;
         }
         if (v == NULL) {
@@ -269,6 +281,8 @@ int main(int argc, char **argv) {
             baud = atol(v);
         } else if (strcmp(a, "--link") == 0) {
             link_path = v;
+        } else if (strcmp(a, "--parent-pid") == 0) {
+            parent_pid = atol(v);
         } else {
             fprintf(stderr, "hwl_host_sim: unknown option %s\n", a);
             return 2;
@@ -327,6 +341,17 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+#ifdef __linux__
+    if (deathsig) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    }
+#else
+    (void)deathsig;
+#endif
+    /* the parent may have died before the request above took effect: it no longer is our parent then */
+    if (parent_pid > 0 && (long)getppid() != parent_pid) {
+        stop_requested = 1;
+    }
 
     printf("%s\n", link_path != NULL ? link_path : slave_path);
     fflush(stdout);
@@ -357,6 +382,9 @@ int main(int argc, char **argv) {
             break;
         }
         hwl_fw_poll(&fw);
+        if (parent_pid > 0 && (long)getppid() != parent_pid) {
+            break; /* orphaned (re-parented to init or a subreaper): the client is gone, stop serving */
+        }
     }
     if (link_path != NULL) {
         unlink(link_path);
