@@ -404,6 +404,7 @@ def _build_into(
             untrained=cfg.untrained,
             tools=_tool_versions(),
             reports=reports,
+            training=training_summary(cfg.training),
         ),
         files=files,
     )
@@ -454,3 +455,14 @@ def _json_default(o: object) -> Any:
 
 
 __all__ = ["BuildReport", "ExportError", "NetworkRow", "build_bundle", "measure_flow_modes", "verify_bundle"]
+
+
+# What of a checkpoint's `training` block the bundle carries (the whole block, with its loss history, stays in
+# the checkpoint): enough to say what the policy learnt from and to keep evaluation off its layouts.
+_TRAINING_SUMMARY_KEYS = ("trainer", "steps", "episodes", "tasks_trained", "seed_ranges", "relative_actions")
+
+
+def training_summary(training: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not training:
+        return {}
+    return {k: training[k] for k in _TRAINING_SUMMARY_KEYS if k in training}

@@ -46,11 +46,18 @@ class Architecture:
     chunk_size: int = CHUNK_SIZE  # K
     action_rate_hz: float = ACTION_RATE_HZ
     horizon_dt_s: float = 0.1  # time between predicted latent steps (training targets: frames this far apart)
+    # The experts predict each setpoint as an offset from the measured joint state (normalised by the offsets'
+    # statistics) rather than as an absolute position: holding the pose is the zero output, and the networks
+    # spend their precision on the motion. The graphs still output absolute setpoints.
+    relative_actions: bool = False
 
     def validate(self, where: str = "architecture") -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "preset":
+            if f.name == "relative_actions":
+                if not isinstance(v, bool):
+                    raise ConfigError(f"{where}.relative_actions: expected true or false, got {v!r}")
+            elif f.name == "preset":
                 if not isinstance(v, str) or not v:
                     raise ConfigError(f"{where}.preset: expected a non-empty string, got {v!r}")
             elif f.name in _FLOAT_FIELDS:

@@ -339,6 +339,7 @@ class ReactiveExpert(nn.Module):
         self.proprio = Normalizer(norm.proprio_mean, norm.proprio_std)
         self.action = Normalizer(norm.action_mean, norm.action_std)
         self.proprio_in = nn.Linear(action_dim, e)
+        self.relative = arch.relative_actions
         self.queries = nn.Parameter(torch.randn(1, arch.chunk_size, e) * 0.02)
         self.blocks = nn.ModuleList(
             DecoderBlock(e, arch.expert_heads, arch.mlp_ratio) for _ in range(arch.reactive_depth)
@@ -354,7 +355,12 @@ class ReactiveExpert(nn.Module):
         x = self.queries + self.proprio_in(self.proprio.normalize(joint_pos)).unsqueeze(1)
         for block in self.decoders():
             x = block(x, block.memory_kv(mem))
-        return self.action.denormalize(self.head(self.norm(x)))
+        return to_setpoints(self.action.denormalize(self.head(self.norm(x))), joint_pos, self.relative)
+
+
+def to_setpoints(actions: Tensor, joint_pos: Tensor, relative: bool) -> Tensor:
+    """Denormalised expert outputs [B, K, A] -> absolute setpoints (offsets from the joint state when relative)."""
+    return actions + joint_pos.unsqueeze(1) if relative else actions
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
@@ -415,7 +421,7 @@ class PredictiveExpert(nn.Module):
         for i in range(n):
             t = torch.full((1,), i / n, dtype=torch.float32)
             x = x + (1.0 / n) * self.velocity(x, t, cond, kvs)
-        return self.action.denormalize(x)
+        return to_setpoints(self.action.denormalize(x), joint_pos, self.arch.relative_actions)
 
     def step(
         self,
@@ -429,7 +435,7 @@ class PredictiveExpert(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         cond, kvs = self.prepare(latents, future_latents, context, joint_pos)
         x_next = x_t + dt.reshape(dt.shape[0], 1, 1) * self.velocity(x_t, t, cond, kvs)
-        return x_next, self.action.denormalize(x_next)
+        return x_next, to_setpoints(self.action.denormalize(x_next), joint_pos, self.arch.relative_actions)
 
 
 class UnrolledFlow(nn.Module):

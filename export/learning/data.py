@@ -31,6 +31,9 @@ PREDICTIVE_PHASES = frozenset({"approach", "lift", "hold", "move", "retreat"})
 REACTIVE_PHASES = frozenset({"settle", "descend", "grasp", "place", "release"})
 IGNORED_PHASES = frozenset({"perturb", "idle"})
 SETPOINT_PHASE = "setpoint_phase"  # EpisodeData.meta key: int16 [N] phase of each setpoint (our v2 format)
+# `sim dagger` step fields: the scripted expert's chunk [K, A] from the learner's state, and its phase.
+LABEL_CHUNK = "label_chunk"
+LABEL_PHASE = "label_phase"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -127,7 +130,7 @@ def _wanted(key: str) -> bool:
     return key.startswith(("image_", "depth_")) or key in _STEP_KEYS
 
 
-_STEP_KEYS = frozenset({"joint_pos", "t", "t_capture_0", "phase", "action"})
+_STEP_KEYS = frozenset({"joint_pos", "t", "t_capture_0", "phase", "action", LABEL_CHUNK, LABEL_PHASE})
 
 
 def _stack_steps(ep_dir: Path) -> dict[str, np.ndarray]:
@@ -206,6 +209,19 @@ def _read_v2_episode(
     depths = tuple(steps.get(f"depth_{i}") for i in range(len(cams)))
     t_key = "t_capture_0" if "t_capture_0" in steps else "t"
     phase = steps.get("phase")
+    labels = steps.get(LABEL_CHUNK)
+    label_rate: float | None = None
+    success = bool(rec["success"]) if isinstance(rec.get("success"), bool) else None
+    if labels is not None:
+        # DAgger: the targets are the expert's labels and its phases; whether the learner's rollout succeeded
+        # says nothing about them, so a failed rollout is kept (a failed *demonstration* would be skipped).
+        phase = _need(steps, LABEL_PHASE, ep_dir)
+        label_meta = meta.get("label")
+        rate = label_meta.get("action_rate_hz") if isinstance(label_meta, Mapping) else None
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not rate > 0:
+            raise DatasetError(f"{ep_dir.parent / DATASET_FILE}: label.action_rate_hz: expected the labels' rate (Hz)")
+        label_rate = float(rate)
+        success = None
     sp_phase = sp.get("phase")
     if sp_phase is not None and sp_phase.shape != sp["t"].shape:
         raise DatasetError(f"{sp_path}: phase: expected one label per setpoint {list(sp['t'].shape)}")
@@ -222,13 +238,16 @@ def _read_v2_episode(
         depths=depths if any(d is not None for d in depths) else (),
         phase=None if phase is None else phase.astype(np.int16),
         phase_names=phase_names,
-        success=bool(rec["success"]) if isinstance(rec.get("success"), bool) else None,
+        success=success,
         meta={
             "seed": rec.get("seed"),
             "format_version": 2,
             "cameras": list(meta.get("cameras", [])),
             SETPOINT_PHASE: None if sp_phase is None else sp_phase.astype(np.int16),
+            **({"driver": meta.get("driver"), "rollout_success": rec.get("success")} if labels is not None else {}),
         },
+        label_chunks=None if labels is None else labels.astype(np.float32),
+        label_rate_hz=label_rate,
     )
 
 
@@ -257,6 +276,12 @@ def check_episode(ep: EpisodeData) -> None:
         )
     if ep.setpoints.shape != (n, a) or not np.all(np.isfinite(ep.setpoints)):
         raise DatasetError(f"{src}: setpoints: expected finite float [{n}, {a}], got {list(ep.setpoints.shape)}")
+    if ep.label_chunks is not None:
+        lc = ep.label_chunks
+        if lc.ndim != 3 or lc.shape[0] != t or lc.shape[1] < 1 or lc.shape[2] != a or not np.all(np.isfinite(lc)):
+            raise DatasetError(f"{src}: {LABEL_CHUNK}: expected finite float [{t}, K, {a}], got {list(lc.shape)}")
+        if ep.phase is None:
+            raise DatasetError(f"{src}: {LABEL_PHASE}: missing (labelled frames carry the expert's phase)")
     if ep.phase is not None:
         if ep.phase.shape != (t,):
             raise DatasetError(f"{src}: phase: expected one label per frame [{t}], got {list(ep.phase.shape)}")
@@ -308,8 +333,11 @@ def frame_targets(
 ) -> FrameTargets:
     t = ep.t_frame
     offsets = np.arange(chunk_size, dtype=np.float64) / action_rate_hz
-    chunk_times = t[:, None] + offsets[None, :]
-    chunks = interpolate_setpoints(ep.t_setpoint, ep.setpoints, chunk_times)
+    if ep.label_chunks is not None:
+        chunks = _label_chunks(ep, chunk_size, action_rate_hz)
+    else:
+        chunk_times = t[:, None] + offsets[None, :]
+        chunks = interpolate_setpoints(ep.t_setpoint, ep.setpoints, chunk_times)
     want = t[:, None] + horizon_dt_s * np.arange(1, horizon + 1, dtype=np.float64)[None, :]
     idx = np.clip(np.searchsorted(t, want), 0, len(t) - 1)
     prev = np.clip(idx - 1, 0, len(t) - 1)
@@ -323,6 +351,11 @@ def frame_targets(
             [1.0 if n in PREDICTIVE_PHASES else 0.0 if n in REACTIVE_PHASES else -1.0 for n in names], np.float32
         )
         ignored = np.array([n in IGNORED_PHASES for n in names], bool)
+        if ep.label_chunks is not None:
+            # A label is the expert's plan from this frame's own state: only its own phase can rule it out (an
+            # unreachable state is labelled idle); the setpoints are the learner's, no expert behaviour.
+            weight = (~ignored).astype(np.float32)
+            return FrameTargets(chunks=chunks, horizon_frames=horizon_frames, gate=gate, weight=weight)
         # A frame is no target if it, or any frame inside its chunk's time window, is a push or idle ...
         end = t + offsets[-1]
         last = np.searchsorted(t, end, side="right")
@@ -339,3 +372,15 @@ def frame_targets(
             hi = np.searchsorted(ep.t_setpoint, end, side="right")
             weight *= (scum[hi] - scum[lo] == 0).astype(np.float32)
     return FrameTargets(chunks=chunks, horizon_frames=horizon_frames, gate=gate, weight=weight)
+
+
+def _label_chunks(ep: EpisodeData, chunk_size: int, action_rate_hz: float) -> np.ndarray:
+    """The expert's labels as targets: the first `chunk_size` steps, recorded at the model's own action rate."""
+    assert ep.label_chunks is not None
+    k = ep.label_chunks.shape[1]
+    if ep.label_rate_hz is None or abs(ep.label_rate_hz - action_rate_hz) > 1e-6 or k < chunk_size:
+        raise DatasetError(
+            f"{ep.source}: {LABEL_CHUNK}: labelled {k} steps at {ep.label_rate_hz} Hz; the model needs "
+            f"{chunk_size} at {action_rate_hz:g} Hz (run `sim dagger` with a bundle of this architecture)"
+        )
+    return ep.label_chunks[:, :chunk_size].astype(np.float32)

@@ -40,18 +40,18 @@ from export.learning.distill_losses import (
 )
 from export.learning.episodes import EpisodeData
 from export.learning.losses import PolicyModel, ema_update, target_latents
-from export.learning.sampler import TrainingSet
+from export.learning.sampler import TrainingSet, seed_ranges
 from export.learning.trainer import (
     CURVE_FILE,
     LOG_FILE,
     STATE_FILE,
+    Progress,
     TrainOptions,
-    _device,
-    _lr_factor,
-    _param_groups,
-    _prepare_out,
-    _Progress,
-    _write_checkpoint,
+    lr_factor,
+    param_groups,
+    prepare_out,
+    torch_device,
+    write_checkpoint,
 )
 from harmowam_edge.bundle.composition import blend, blend_weights, decide
 
@@ -134,6 +134,7 @@ def student_architecture(
         action_rate_hz=t.action_rate_hz,
         horizon_dt_s=t.horizon_dt_s,
         task_dim=t.task_dim,  # the student keeps the teacher's task embeddings
+        relative_actions=t.relative_actions,  # and its normalisation, which says what the outputs are
     )
     arch.validate("student architecture")
     return arch
@@ -280,7 +281,7 @@ def fidelity(
         noise = torch.randn(len(part), cfg.architecture.chunk_size, a, generator=g).to(device)
         lab = teacher_labels(teacher, bt, noise)
         lat, fut, ctx = student.world_model.forward_shrunk(bs.colors, bs.depths, bs.joint_pos, bs.task)
-        react = student.normalize_actions(student.reactive_expert(lat, fut, bs.joint_pos))
+        react = student.normalize_actions(student.reactive_expert(lat, fut, bs.joint_pos), bs.joint_pos)
         cond, kvs = student.predictive_expert.prepare(lat, fut, ctx, bs.joint_pos)
         pred = euler(student.predictive_expert, cond, kvs, noise, k_steps)
         gate = student.gate(ctx, bs.joint_pos)
@@ -377,13 +378,13 @@ def distill(
     tcfg = teacher_ck.config
     arch = student_architecture(opts, tcfg, student_arch)
     cfg = student_config(arch, tcfg, to.seed)
-    device = _device(to.device)
+    device = torch_device(to.device)
     if to.threads:
         torch.set_num_threads(to.threads)
     paths = [Path(p) for p in data]
     if not paths:
         raise DatasetError("--data: expected at least one dataset folder")
-    _prepare_out(out, resume, force)
+    prepare_out(out, resume, force)
     state: dict[str, Any] = {}
     if resume:
         state = torch.load(out / STATE_FILE, map_location=device, weights_only=False)
@@ -413,7 +414,7 @@ def distill(
     projection = LatentProjection(arch, tcfg.architecture).to(device)
     trainable = _Trainable(student, projection)
     ema = copy.deepcopy(student.world_model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(_param_groups(trainable, to.weight_decay), lr=to.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(param_groups(trainable, to.weight_decay), lr=to.lr, betas=(0.9, 0.95))
     rng = np.random.default_rng(to.seed)
     gen = torch.Generator().manual_seed(to.seed * 1000)
     history: list[dict[str, float]] = []
@@ -430,7 +431,7 @@ def distill(
         rng.bit_generator.state = state["rng"]["numpy"]
         gen.set_state(state["rng"]["torch"])
         say(f"resuming {out} at step {start}")
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, to), last_epoch=start - 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, to), last_epoch=start - 1)
     val_index = demos.holdout[:: max(1, len(demos.holdout) // to.val_frames)][: to.val_frames]
 
     def measure() -> dict[str, float]:
@@ -448,7 +449,7 @@ def distill(
         )  # fmt: skip
 
     def save(step: int) -> None:
-        _write_checkpoint(out, replace(cfg, training=block(step)), student)
+        write_checkpoint(out, replace(cfg, training=block(step)), student)
         tmp = out / (STATE_FILE + ".tmp")
         torch.save(
             {
@@ -476,7 +477,7 @@ def distill(
                 f.write(json.dumps({"step": i + 1, **r}) + "\n")
         write_loss_curve(history, val_history, out / CURVE_FILE)
 
-    bar = _Progress(to.steps, start, enabled=progress)
+    bar = Progress(to.steps, start, enabled=progress)
 
     def dagger_round(done: int) -> None:
         """At a round boundary whose rollouts are not in yet (also when resuming exactly there)."""
@@ -534,7 +535,7 @@ def distill(
     finally:
         bar.close()
     training = block(to.steps)
-    _write_checkpoint(out, replace(cfg, training=training), student)
+    write_checkpoint(out, replace(cfg, training=training), student)
     from export.shipped import write_provenance
 
     write_provenance(out, command or f"harmowam-edge distill --teacher {teacher_ck.path} ...", training)
@@ -609,6 +610,12 @@ def _distillation_block(
         },
         "data": digests,
         "episodes": demos.student.episodes,
+        "tasks_trained": sorted(set(demos.student.episode_tasks)),
+        # The demos' layouts and the teacher's: `sim eval` keeps off both.
+        "seed_ranges": seed_ranges(
+            [*demos.student.seeds]
+            + [s for lo, hi in (t.training or {}).get("seed_ranges", []) for s in range(int(lo), int(hi))]
+        ),
         "val_episodes": len(demos.student.val_episodes),
         "train_frames": len(demos.index),
         "steps": step,

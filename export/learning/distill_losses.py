@@ -64,7 +64,7 @@ def teacher_labels(teacher: PolicyModel, batch: Batch, noise: Tensor) -> Teacher
     """Run the teacher (its own N flow steps) on a batch of its own shrunk frames."""
     wm = teacher.world_model
     latents, future, context = wm.forward_shrunk(batch.colors, batch.depths, batch.joint_pos, batch.task)
-    reactive = teacher.normalize_actions(teacher.reactive_expert(latents, future, batch.joint_pos))
+    reactive = teacher.normalize_actions(teacher.reactive_expert(latents, future, batch.joint_pos), batch.joint_pos)
     pe = teacher.predictive_expert
     cond, kvs = pe.prepare(latents, future, context, batch.joint_pos)
     flow = euler(pe, cond, kvs, noise, pe.arch.flow_steps)
@@ -124,7 +124,7 @@ def distill_losses(
     losses["latent"] = 0.5 * (
         F.mse_loss(projection(latents), labels.latents) + F.mse_loss(projection(future[:, :h]), labels.future[:, :h])
     )
-    reactive = student.normalize_actions(student.reactive_expert(latents, future, batch.joint_pos))
+    reactive = student.normalize_actions(student.reactive_expert(latents, future, batch.joint_pos), batch.joint_pos)
     losses["reactive"] = (reactive - labels.reactive).abs().mean()
 
     pe = student.predictive_expert

@@ -32,6 +32,11 @@ class EpisodeData:
     phase_names: tuple[str, ...] = ()
     success: bool | None = None  # did the demonstration succeed (None: unknown)
     meta: dict[str, object] = field(default_factory=dict)
+    # DAgger (`sim dagger`): per frame the scripted expert's chunk from the state the learner was in, float32
+    # [T, K, A] absolute setpoints at t_frame + k / label_rate_hz; these replace the setpoints as targets (the
+    # setpoints are then the learner's own). `phase` holds the expert's phase of each label.
+    label_chunks: np.ndarray | None = None
+    label_rate_hz: float | None = None
 
     @property
     def frames(self) -> int:

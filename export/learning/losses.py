@@ -6,7 +6,8 @@
   actions, x_t = (1 - t) noise + t actions, velocity target actions - noise, Euler steps x + dt v);
 - reactive expert: L1 on the normalised chunk from the world model's *predicted* latents, as it runs on the robot;
 - gate: binary cross-entropy on the expert phase labels where the data has them, else on which expert's chunk
-  is nearer the target (the predictive one judged by its one-step estimate x_t + (1 - t) v).
+  is nearer the target (the predictive one judged by its one-step estimate x_t + (1 - t) v);
+- goal (auxiliary, not exported): MSE of the episode's grasp configuration regressed from the current latents.
 """
 
 from __future__ import annotations
@@ -30,20 +31,33 @@ class LossWeights:
     reactive: float = 1.0
     predictive: float = 1.0
     gate: float = 0.1
+    goal: float = 1.0  # training-only head: the episode's grasp configuration from the current latents
 
 
 class PolicyModel(nn.Module):
     """The four networks as one module: one optimizer, one DDP wrapper, `forward` returns the losses."""
 
-    def __init__(self, nets: EdgeNetworks, weights: LossWeights | None = None) -> None:
+    def __init__(self, nets: EdgeNetworks, weights: LossWeights | None = None, gate_from_phases: bool = True) -> None:
+        """`gate_from_phases`: the gate learns the expert phase labels where the data has them; False: everywhere
+        which expert's chunk is nearer the target (for a predictive expert that is not yet the better one)."""
         super().__init__()
+        self.gate_from_phases = gate_from_phases
         self.world_model = nets.world_model
         self.gate = nets.gate
         self.reactive_expert = nets.reactive_expert
         self.predictive_expert = nets.predictive_expert
         self.weights = weights or LossWeights()
+        # Not one of the exported networks: it exists to make the latents carry where the object is.
+        arch = self.world_model.arch
+        a = self.reactive_expert.head.out_features
+        self.goal_head = nn.Sequential(
+            nn.Linear(arch.latent_tokens * arch.dim, 2 * arch.dim), nn.GELU(), nn.Linear(2 * arch.dim, a)
+        )
 
-    def normalize_actions(self, a: Tensor) -> Tensor:
+    def normalize_actions(self, a: Tensor, joint_pos: Tensor) -> Tensor:
+        """Absolute setpoints [B, K, A] -> the experts' normalised output space (offsets when relative)."""
+        if self.reactive_expert.relative:
+            a = a - joint_pos.unsqueeze(1)
         return self.reactive_expert.action.normalize(a)
 
     def forward(self, batch: Batch, target_latents: Tensor, noise: Tensor, flow_t: Tensor) -> dict[str, Tensor]:
@@ -54,14 +68,14 @@ class PolicyModel(nn.Module):
         )
         losses: dict[str, Tensor] = {}
         losses["world_model"] = F.mse_loss(future, target_latents)
-        std = torch.sqrt(latents.var(dim=0) + 1e-4)
+        std = torch.sqrt(latents.var(dim=0, correction=0) + 1e-4)  # defined for a batch of one frame too
         losses["variance"] = torch.relu(VARIANCE_TARGET - std).mean()
 
-        target = self.normalize_actions(batch.chunk)
+        target = self.normalize_actions(batch.chunk, batch.joint_pos)
         mask = batch.weight.reshape(-1, 1, 1)
         denom = mask.sum().clamp(min=1.0) * target.shape[1] * target.shape[2]
 
-        reactive = self.normalize_actions(self.reactive_expert(latents, future, batch.joint_pos))
+        reactive = self.normalize_actions(self.reactive_expert(latents, future, batch.joint_pos), batch.joint_pos)
         r_err = (reactive - target).abs()
         losses["reactive"] = (r_err * mask).sum() / denom
 
@@ -76,17 +90,24 @@ class PolicyModel(nn.Module):
         with torch.no_grad():
             p_err = (x_t + (1.0 - t) * v - target).abs().mean(-1)
             by_accuracy = (p_err < r_err.mean(-1)).to(gate_w.dtype)
-            labelled = (batch.gate >= 0).reshape(-1, 1)
+            labelled = ((batch.gate >= 0) & self.gate_from_phases).reshape(-1, 1)
             gate_target = torch.where(labelled, batch.gate.reshape(-1, 1).expand_as(gate_w), by_accuracy)
         bce = F.binary_cross_entropy(gate_w.clamp(1e-6, 1 - 1e-6), gate_target, reduction="none")
         losses["gate"] = (bce * batch.weight.reshape(-1, 1)).sum() / (batch.weight.sum().clamp(min=1.0) * bce.shape[1])
 
+        if batch.goal is not None and batch.goal_weight is not None:
+            goal = self.goal_head(latents.flatten(1))
+            g_err = ((goal - self.world_model.proprio.normalize(batch.goal)) ** 2).mean(-1)
+            losses["goal"] = (g_err * batch.goal_weight).sum() / batch.goal_weight.sum().clamp(min=1.0)
+        else:
+            losses["goal"] = latents.new_zeros(())
         losses["total"] = (
             w.world_model * losses["world_model"]
             + w.variance * losses["variance"]
             + w.reactive * losses["reactive"]
             + w.predictive * losses["predictive"]
             + w.gate * losses["gate"]
+            + w.goal * losses["goal"]
         )
         return losses
 
@@ -112,12 +133,14 @@ def action_errors(model: PolicyModel, batch: Batch, noise: Tensor) -> dict[str, 
     """Mean absolute chunk error in normalised units of each expert, the gate's blend, and holding the pose."""
     wm = model.world_model
     latents, future, context = wm.forward_shrunk(batch.colors, batch.depths, batch.joint_pos, batch.task)
-    target = model.normalize_actions(batch.chunk)
-    reactive = model.normalize_actions(model.reactive_expert(latents, future, batch.joint_pos))
-    pred = model.normalize_actions(model.predictive_expert.sample(latents, future, context, batch.joint_pos, noise))
+    target = model.normalize_actions(batch.chunk, batch.joint_pos)
+    reactive = model.normalize_actions(model.reactive_expert(latents, future, batch.joint_pos), batch.joint_pos)
+    pred = model.normalize_actions(
+        model.predictive_expert.sample(latents, future, context, batch.joint_pos, noise), batch.joint_pos
+    )
     gate_w = model.gate(context, batch.joint_pos).unsqueeze(-1)
     blend = gate_w * pred + (1.0 - gate_w) * reactive
-    hold = model.normalize_actions(batch.joint_pos.unsqueeze(1).expand_as(batch.chunk))
+    hold = model.normalize_actions(batch.joint_pos.unsqueeze(1).expand_as(batch.chunk), batch.joint_pos)
     # Keys apart from the loss names: validation reports both in one dict.
     return {
         "error_reactive": float((reactive - target).abs().mean()),

@@ -19,12 +19,13 @@ from torch import Tensor
 
 from export.config import Architecture, Normalization
 from export.errors import DatasetError
-from export.learning.data import frame_targets
+from export.learning.data import SETPOINT_PHASE, frame_targets
 from export.learning.episodes import EpisodeData
 from export.networks import ImageStem
 from harmowam_edge.bundle.schema import ActionSpace, CameraSpec
 
 STD_FLOOR_FRACTION = 0.01  # a dimension's std is at least this share of its limit range (a joint that never moves)
+OFFSET_FLOOR_FRACTION = 0.002  # the same for setpoint offsets (a 0.25 s chunk moves a joint a few hundredths)
 
 
 def task_embedding(name: str, dim: int) -> tuple[float, ...]:
@@ -66,17 +67,39 @@ def camera_specs(ep: EpisodeData) -> tuple[CameraSpec, ...]:
     return tuple(specs)
 
 
-def normalization_from_data(joint_pos: np.ndarray, setpoints: np.ndarray, space: ActionSpace) -> Normalization:
-    """Per-dimension mean/std of the measured state and of the commanded setpoints, std floored."""
+def normalization_from_data(
+    joint_pos: np.ndarray, setpoints: np.ndarray, space: ActionSpace, action_floor: float = STD_FLOOR_FRACTION
+) -> Normalization:
+    """Per-dimension mean/std of the measured state and of the commanded setpoints (or their offsets from the
+    state), std floored at a share of each dimension's range."""
     floor = np.array([d.range * STD_FLOOR_FRACTION for d in space.dims])
+    action_floor_v = np.array([d.range * action_floor for d in space.dims])
     jp = joint_pos.astype(np.float64)
     sp = setpoints.astype(np.float64)
     return Normalization(
         proprio_mean=tuple(float(x) for x in jp.mean(0)),
         proprio_std=tuple(float(x) for x in np.maximum(jp.std(0), floor)),
         action_mean=tuple(float(x) for x in sp.mean(0)),
-        action_std=tuple(float(x) for x in np.maximum(sp.std(0), floor)),
+        action_std=tuple(float(x) for x in np.maximum(sp.std(0), action_floor_v)),
     )
+
+
+GOAL_PHASE = "grasp"  # the auxiliary goal target: the expert's joint configuration where this phase begins
+
+
+def episode_goal(ep: EpisodeData) -> np.ndarray | None:
+    """Where the expert grasps in this episode (its first `grasp` setpoint), or None where the data cannot say.
+
+    A training-only target: the grasp configuration is fixed by where the object lies, which only the image
+    shows, so regressing it from the world model's latents makes the latents carry the object's position (a
+    policy that follows the joint state alone cannot know where to go)."""
+    sp_phase = ep.meta.get(SETPOINT_PHASE)
+    if GOAL_PHASE not in ep.phase_names or not isinstance(sp_phase, np.ndarray):
+        return None
+    if sp_phase.shape != ep.t_setpoint.shape:
+        return None
+    hits = np.flatnonzero(sp_phase == ep.phase_names.index(GOAL_PHASE))
+    return ep.setpoints[hits[0]].astype(np.float32) if len(hits) else None
 
 
 @dataclass
@@ -94,6 +117,8 @@ class Batch:
     future_depths: list[Tensor | None]
     future_joint_pos: Tensor  # [B * H, A]
     future_task: Tensor  # [B * H, E]
+    goal: Tensor | None = None  # [B, A] the episode's grasp configuration (raw units), see `episode_goal`
+    goal_weight: Tensor | None = None  # [B]: 0 where the episode has no goal
 
 
 class TrainingSet:
@@ -114,6 +139,7 @@ class TrainingSet:
         colors: list[list[np.ndarray]] = []
         depths: list[list[np.ndarray]] = []
         jp, chunks, hor, gate, weight, ep_id, task_names, setpoints = [], [], [], [], [], [], [], []
+        goals: list[np.ndarray] = []
         self.sources: list[str] = []
         self.skipped_failed: list[str] = []
         self.cameras: tuple[CameraSpec, ...] = ()
@@ -164,6 +190,9 @@ class TrainingSet:
             ep_id.append(np.full(ep.frames, len(self.sources), np.int64))
             task_names.append(ep.task)
             setpoints.append(ep.setpoints)
+            goal = episode_goal(ep)
+            goals.append(np.full((ep.frames, len(self.action_names)), np.nan, np.float32) if goal is None
+                         else np.repeat(goal[None, :], ep.frames, axis=0))  # fmt: skip
             self.sources.append(ep.source)
             offset += ep.frames
         if not self.sources:
@@ -185,6 +214,9 @@ class TrainingSet:
         self.weight = np.concatenate(weight)
         self.episode = np.concatenate(ep_id)
         self.task_index = task_idx
+        goal_all = np.concatenate(goals)
+        self.goal_weight = np.isfinite(goal_all).all(axis=1).astype(np.float32)
+        self.goal = np.nan_to_num(goal_all).astype(np.float32)
         # Held-out episodes: a seeded choice, at least one when there are two or more.
         n_ep = len(self.sources)
         n_val = 0 if n_ep < 2 else max(1, round(n_ep * val_fraction))
@@ -197,8 +229,13 @@ class TrainingSet:
         if len(self.train_index) == 0:
             raise DatasetError("--data: no training frames left (every frame held out or masked)")
         train_eps = ~np.isin(np.arange(n_ep), list(val_eps))
-        sp_train = np.concatenate([s for s, keep in zip(setpoints, train_eps, strict=True) if keep])
-        self.normalization = normalization_from_data(self.joint_pos[~is_val], sp_train, space)
+        if arch.relative_actions:  # the experts' outputs are offsets from the state: their statistics
+            rows = self.train_index
+            offsets = (self.chunks[rows] - self.joint_pos[rows, None, :]).reshape(-1, len(self.action_names))
+            self.normalization = normalization_from_data(self.joint_pos[~is_val], offsets, space, OFFSET_FLOOR_FRACTION)
+        else:
+            sp_train = np.concatenate([s for s, keep in zip(setpoints, train_eps, strict=True) if keep])
+            self.normalization = normalization_from_data(self.joint_pos[~is_val], sp_train, space)
 
     @property
     def episodes(self) -> int:
@@ -225,6 +262,8 @@ class TrainingSet:
             future_depths=[take(d, fut) for d in self.depths],
             future_joint_pos=torch.from_numpy(self.joint_pos[fut.numpy()]).to(device),
             future_task=task.repeat_interleave(h, dim=0).to(device),
+            goal=torch.from_numpy(self.goal[index]).to(device),
+            goal_weight=torch.from_numpy(self.goal_weight[index]).to(device),
         )
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:

@@ -23,7 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.checkpoint import CONFIG_FILE, WEIGHTS_FILE, EdgeNetworks, build_networks, save_checkpoint
+from export.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    Checkpoint,
+    EdgeNetworks,
+    build_networks,
+    load_checkpoint,
+    save_checkpoint,
+)
 from export.config import DEFAULT_TASKS, Architecture, CheckpointConfig, Task
 from export.config import preset as get_preset
 from export.errors import ConfigError, DatasetError, OutputExistsError
@@ -58,6 +66,12 @@ class TrainOptions:
     checkpoint_every: int = 0  # 0: steps / 5
     horizon_dt_s: float | None = None  # None: the preset's
     image: str | None = None  # model input WIDTHxHEIGHT instead of the preset's (more pixels on a small target)
+    relative_actions: bool = True  # experts predict offsets from the joint state (Architecture.relative_actions)
+    # Gaussian noise on the joint state the networks see, as a share of its std; the targets stay the
+    # demonstrated setpoints, so the policy learns to steer back to the demonstration (DART-style) instead of
+    # copying the state.
+    state_noise: float = 0.0
+    gate_labels: str = "phases"  # phases (the expert's phase where known) or accuracy (the nearer expert's chunk)
     tasks: tuple[str, ...] = DEFAULT_TASKS  # task names the checkpoint knows besides the data's
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -74,6 +88,10 @@ class TrainOptions:
             raise ConfigError(f"--lr: expected a number > 0, got {self.lr}")
         if not (0.0 <= self.ema_momentum < 1.0):
             raise ConfigError(f"ema_momentum: expected 0 <= m < 1, got {self.ema_momentum}")
+        if not (0.0 <= self.state_noise <= 1.0):
+            raise ConfigError(f"--state-noise: expected a share of the state's std in 0..1, got {self.state_noise}")
+        if self.gate_labels not in ("phases", "accuracy"):
+            raise ConfigError(f"--gate-labels: expected phases or accuracy, got {self.gate_labels!r}")
         if not (0.0 <= self.val_fraction < 1.0):
             raise ConfigError(f"--val-fraction: expected 0 <= f < 1, got {self.val_fraction}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -84,7 +102,7 @@ class TrainOptions:
 
     def architecture(self) -> Architecture:
         """The preset, with the overrides asked for (the checkpoint stores the result, not the preset name alone)."""
-        arch = get_preset(self.preset)
+        arch = replace(get_preset(self.preset), relative_actions=self.relative_actions)
         if self.horizon_dt_s is not None:
             arch = replace(arch, horizon_dt_s=self.horizon_dt_s)
         if self.image is not None:
@@ -196,7 +214,37 @@ def describe_data(paths: Sequence[str | Path], opts: TrainOptions, mapping: str 
     ]
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def start_from(path: Path, ts: TrainingSet, cfg: CheckpointConfig) -> tuple[Checkpoint, CheckpointConfig]:
+    """`--init`: a checkpoint's weights, normalisation (its graphs bake it in) and task table, for data that fits
+    its architecture, action space and cameras. The training set's task rows become the checkpoint's."""
+    ck = load_checkpoint(path)
+    ic = ck.config
+    mine, theirs = cfg.architecture.to_dict(), ic.architecture.to_dict()
+    if mine != theirs:
+        diff = ", ".join(f"{k} {theirs.get(k)!r} (asked {v!r})" for k, v in mine.items() if theirs.get(k) != v)
+        raise ConfigError(f"--init {path}: another architecture: {diff}; ask for the same --preset/--image/--actions")
+    if ic.action_space.to_dict() != cfg.action_space.to_dict():
+        names = [d.name for d in ic.action_space.dims]
+        raise ConfigError(f"--init {path}: its action space {names} differs from the data's")
+    if [(c.name, c.width, c.height, c.has_depth) for c in ic.cameras] != [
+        (c.name, c.width, c.height, c.has_depth) for c in cfg.cameras
+    ]:
+        raise ConfigError(
+            f"--init {path}: cameras {[c.describe() for c in ic.cameras]} differ from the data's "
+            f"{[c.describe() for c in cfg.cameras]}"
+        )
+    table = {t.name: t.embedding for t in ic.tasks}
+    unknown = sorted(set(ts.episode_tasks) - set(table))
+    if unknown:
+        raise ConfigError(f"--init {path}: task(s) {', '.join(unknown)} of the data are not in its task table")
+    for i, name in enumerate(ts.tasks):
+        if name in table:
+            ts.task_table[i] = np.asarray(table[name], np.float32)
+    ts.normalization = ic.normalization  # what the state noise scales by, too
+    return ck, replace(cfg, normalization=ic.normalization, tasks=ic.tasks, gate=ic.gate)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
@@ -205,7 +253,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _lr_factor(step: int, opts: TrainOptions) -> float:
+def lr_factor(step: int, opts: TrainOptions) -> float:
     """Linear warm-up, then cosine down to 10 % of the peak."""
     if step < opts.warmup:
         return (step + 1) / opts.warmup
@@ -234,7 +282,7 @@ def _init_distributed(device: torch.device) -> _Dist:
     return _Dist(rank=dist.get_rank(), world=dist.get_world_size())
 
 
-def _device(name: str) -> torch.device:
+def torch_device(name: str) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {name}: this torch ({torch.__version__}) sees no CUDA GPU")
@@ -332,7 +380,7 @@ def _save_state(
     tmp.replace(out / STATE_FILE)
 
 
-def _write_checkpoint(out: Path, cfg: CheckpointConfig, model: PolicyModel) -> None:
+def write_checkpoint(out: Path, cfg: CheckpointConfig, model: PolicyModel) -> None:
     """config.json + weights.safetensors, each replaced atomically (a reader never sees half a file)."""
     tmp = out / ".writing"
     tmp.mkdir(exist_ok=True)
@@ -343,7 +391,7 @@ def _write_checkpoint(out: Path, cfg: CheckpointConfig, model: PolicyModel) -> N
     tmp.rmdir()
 
 
-def _prepare_out(out: Path, resume: bool, force: bool) -> None:
+def prepare_out(out: Path, resume: bool, force: bool) -> None:
     if resume:
         if not (out / STATE_FILE).is_file():
             raise ConfigError(f"--resume: {out / STATE_FILE} not found (no run to resume in {out})")
@@ -367,21 +415,27 @@ def train(
     mapping: str | Path | None = None,
     say: Say | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> TrainResult:
-    """Train every network of a checkpoint on demonstrations; returns where it is and its `training` block."""
+    """Train every network of a checkpoint on demonstrations; returns where it is and its `training` block.
+    `init`: start from this checkpoint's weights, normalisation and task table (`--init`)."""
     opts.validate()
     say = say or print
     out = Path(out)
     paths = [Path(p) for p in data]
-    device = _device(opts.device)
+    device = torch_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     dist_info = _init_distributed(device)
     if dist_info.main:
-        _prepare_out(out, resume, force)
+        prepare_out(out, resume, force)
     t_load = time.perf_counter()
     ts, cfg = load_training_set(paths, opts, mapping)
     digests = [{"path": str(p), "sha256": dataset_digest(p)} for p in paths]
+    init_ck = None
+    if init is not None:
+        init_ck, cfg = start_from(Path(init), ts, cfg)
+    init_info = None if init_ck is None else {"path": str(init), "sha256": init_ck.sha256}
     if dist_info.main:
         say(
             f"data: {ts.episodes} episodes ({len(ts.val_episodes)} held out), {ts.frames} frames, "
@@ -391,12 +445,12 @@ def train(
         )
 
     torch.manual_seed(opts.seed)
-    nets = build_networks(cfg)
-    model = PolicyModel(nets, opts.losses).to(device)
+    nets = build_networks(cfg) if init_ck is None else init_ck.networks
+    model = PolicyModel(nets, opts.losses, gate_from_phases=opts.gate_labels == "phases").to(device)
     model.requires_grad_(True)
     model.train()
     ema = copy.deepcopy(model.world_model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(param_groups(model, opts.weight_decay), lr=opts.lr, betas=(0.9, 0.95))
     rng = np.random.default_rng([opts.seed, dist_info.rank])
     gen = torch.Generator().manual_seed(opts.seed * 1000 + dist_info.rank)
     history: list[dict[str, float]] = []
@@ -435,13 +489,14 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, opts), last_epoch=start - 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, opts), last_epoch=start - 1)
     val_index = ts.validation_index(opts.val_frames, opts.seed)
     if not resume and dist_info.main and len(val_index):
         val_history.append((0, _validation(model, ema, ts, val_index, opts, device)))
     a = ts.arch
+    proprio_std = torch.tensor(ts.normalization.proprio_std, dtype=torch.float32, device=device)
     t0 = time.perf_counter()
-    bar = _Progress(opts.steps, start, enabled=progress and dist_info.main)
+    bar = Progress(opts.steps, start, enabled=progress and dist_info.main)
 
     def save(step: int) -> None:
         # Every rank gets here (the generator states are gathered for --resume); rank 0 alone writes.
@@ -449,9 +504,10 @@ def train(
         if not dist_info.main:
             return
         training = _training_block(
-            opts, ts, digests, step, history, val_history, wall_before + time.perf_counter() - t0, device, dist_info
-        )
-        _write_checkpoint(out, replace(cfg, training=training), model)
+            opts, ts, digests, step, history, val_history, wall_before + time.perf_counter() - t0, device, dist_info,
+            init_info,
+        )  # fmt: skip
+        write_checkpoint(out, replace(cfg, training=training), model)
         _save_state(
             out,
             model,
@@ -478,6 +534,9 @@ def train(
         for step in range(start, opts.steps):
             index = ts.sample(rng, opts.batch_size)
             b = ts.batch(index, device)
+            if opts.state_noise > 0:
+                jitter = torch.randn(b.joint_pos.shape, generator=gen).to(device) * proprio_std * opts.state_noise
+                b = replace(b, joint_pos=b.joint_pos + jitter)
             noise = torch.randn(len(index), a.chunk_size, len(ts.action_names), generator=gen).to(device)
             flow_t = torch.rand(len(index), generator=gen).to(device)
             losses = ddp(b, target_latents(ema, b, a.horizon), noise, flow_t)
@@ -514,12 +573,13 @@ def train(
     finally:
         bar.close()
     training = _training_block(
-        opts, ts, digests, opts.steps, history, val_history, wall_before + time.perf_counter() - t0, device, dist_info
-    )
+        opts, ts, digests, opts.steps, history, val_history, wall_before + time.perf_counter() - t0, device, dist_info,
+        init_info,
+    )  # fmt: skip
     digest_all = _gather_digests(model, dist_info)
     if dist_info.main:
         training["rank_weight_sha256"] = digest_all
-        _write_checkpoint(out, replace(cfg, training=training), model)
+        write_checkpoint(out, replace(cfg, training=training), model)
     if dist_info.world > 1:
         import torch.distributed as dist
 
@@ -560,6 +620,7 @@ def _training_block(
     wall: float,
     device: torch.device,
     d: _Dist,
+    init: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     tail = history[-50:]
     final = {k: round(float(np.mean([r[k] for r in tail])), 6) for k in tail[0]} if tail else {}
@@ -578,6 +639,9 @@ def _training_block(
         "world_size": d.world,
         "lr": opts.lr,
         "horizon_dt_s": ts.arch.horizon_dt_s,
+        "relative_actions": ts.arch.relative_actions,
+        "state_noise": opts.state_noise,
+        "gate_labels": opts.gate_labels,
         "loss_weights": asdict(opts.losses),
         "final_losses": final,
         "val_initial": {k: round(v, 6) for k, v in val_history[0][1].items()} if val_history else {},
@@ -586,10 +650,11 @@ def _training_block(
         "steps_per_s": round(len(history) / wall, 3) if wall > 0 and history else None,
         "device": str(device),
         "torch": torch.__version__,
+        **({"init": init} if init is not None else {}),  # `--init`: the checkpoint these weights started from
     }
 
 
-class _Progress:
+class Progress:
     """A rich progress bar (loss, steps/s, ETA) on a terminal; plain lines when the output is a log file."""
 
     def __init__(self, total: int, start: int, enabled: bool) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -505,9 +506,12 @@ class Provenance:
     untrained: bool
     tools: dict[str, str] = field(default_factory=dict)  # package -> version (torch, onnx, onnxruntime, ...)
     reports: dict[str, str] = field(default_factory=dict)  # report name -> relative file (parity, quantization)
+    # What the checkpoint was trained on, where it says: steps, tasks, and the demonstrations' layout seeds
+    # (`seed_ranges`, [[lo, hi), ...]), which `sim eval` refuses so that evaluation never reuses a training layout.
+    training: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "checkpoint_sha256": self.checkpoint_sha256,
             "checkpoint_name": self.checkpoint_name,
             "preset": self.preset,
@@ -516,6 +520,9 @@ class Provenance:
             "tools": dict(self.tools),
             "reports": dict(self.reports),
         }
+        if self.training:
+            d["training"] = dict(self.training)
+        return d
 
     @classmethod
     def from_dict(cls, r: FieldReader, d: Any, path: str) -> Provenance:
@@ -528,7 +535,24 @@ class Provenance:
             untrained=r.bool_(d, "untrained", path),
             tools=r.str_map(d, "tools", path),
             reports=r.str_map(d, "reports", path),
+            training=_training_summary(r, d, path),
         )
+
+
+def _training_summary(r: FieldReader, d: Mapping[str, Any], path: str) -> dict[str, Any]:
+    if "training" not in d:
+        return {}
+    t = dict(r.obj(d["training"], f"{path}.training"))
+    ranges = t.get("seed_ranges", [])
+    if not isinstance(ranges, list) or not all(
+        isinstance(x, list)
+        and len(x) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
+        and x[0] < x[1]
+        for x in ranges
+    ):
+        raise r.fail(f"{path}.training.seed_ranges", "a list of [lo, hi) integer pairs", ranges)
+    return t
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -515,6 +515,34 @@ def eval_(
     typer.echo(f"wrote {out / 'report.json'}")
 
 
+@app.command()
+def dagger(
+    bundle: Annotated[Path, typer.Option("--bundle", help="The learner: a deploy bundle to roll out.")],
+    task: Annotated[str, typer.Option("--task", help="pick_red_cube, ... or a kind (pick: the object per seed).")],
+    episodes: Annotated[int, typer.Option("--episodes", help="Rollouts (seeds seed, seed+1, ...).")],
+    out: Annotated[Path, typer.Option("--out", help="A new (or empty) folder for the labelled rollouts.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first rollout (training seeds: 0..99999).")] = 0,
+    scene: Annotated[str, typer.Option("--scene", help="id, background, position or semantics.")] = "id",
+    threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime threads per graph.")] = 1,
+    record_hz: Annotated[float, typer.Option("--record-hz", help="Recorded (and labelled) frames per second.")] = 15.0,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Seconds per rollout before it ends.")] = 20.0,
+) -> None:
+    """DAgger data: the bundle's own rollouts, every frame labelled with the scripted expert's chunk from there."""
+    from harmowam_edge.commands import option_checks as checks
+
+    checks.int_range("--episodes", episodes, 1)
+    checks.int_range("--threads", threads, 1)
+    checks.seed("--seed", seed)
+    checks.positive("--record-hz", record_hz, "steps per second")
+    checks.positive("--max-seconds", max_seconds)
+    from harmowam_edge.sim.dagger import DaggerConfig, collect_dagger
+
+    cfg = DaggerConfig(bundle, task, episodes, seed, out, scene, threads, record_hz, max_seconds)
+    cfg.validate()  # seeds (training only), scene, task, --out: before anything loads
+    bundle_cameras_and_arms(bundle)  # a clear error for a path that is not a bundle, before anything starts
+    collect_dagger(cfg, progress=typer.echo)
+
+
 def _print_eval_table(report: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -48,13 +48,32 @@ def train(
     image: Annotated[
         str | None, typer.Option("--image", help="Model input WIDTHxHEIGHT instead of the preset's (e.g. 128x96).")
     ] = None,
+    actions: Annotated[
+        str, typer.Option("--actions", help="relative (offsets from the joint state) or absolute setpoints.")
+    ] = "relative",
+    state_noise: Annotated[
+        float, typer.Option("--state-noise", help="Noise on the joint state the networks see (share of its std).")
+    ] = 0.0,
+    gate_labels: Annotated[
+        str,
+        typer.Option("--gate-labels", help="phases (the expert's phase labels) or accuracy (the nearer expert)."),
+    ] = "phases",
     mapping: Annotated[Path | None, typer.Option("--mapping", help="LeRobot feature mapping file.")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init", help="Start from this checkpoint's weights, keeping its normalisation and task table (DAgger)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out.")] = False,
 ) -> None:
     """Train the world model, both experts and the gate on demonstrations; writes a checkpoint `export bundle` takes."""
+    from export.errors import ConfigError
     from export.learning.trainer import TrainOptions, describe_data
     from export.learning.trainer import train as run_training
 
+    if actions not in ("relative", "absolute"):
+        raise ConfigError(f"--actions: expected relative or absolute, got {actions!r}")
     opts = TrainOptions(
         preset=preset,
         steps=steps,
@@ -68,6 +87,9 @@ def train(
         checkpoint_every=checkpoint_every,
         horizon_dt_s=horizon_dt,
         image=image,
+        relative_actions=actions == "relative",
+        state_noise=state_noise,
+        gate_labels=gate_labels,
     )
     console = _console()
     if check:
@@ -82,6 +104,7 @@ def train(
         force=force,
         mapping=mapping,
         say=lambda m: console.print(m, markup=False),
+        init=init,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun rank 0 reports

@@ -6,9 +6,10 @@ than `jump_speed_factor` x the velocity limit allows in the time between them (t
 clock), plus `jump_tolerance` of the range for encoder noise. An encoder offset, a glitch or a NaN then stops
 the run on the tick that reads it, naming the arm, the joint and the value.
 
-A gripper's opening gets the finiteness and range checks but no jump check: fingers that close on, or slip off,
-an object move faster than the gripper's commanded rate limit (seen on the simulated rig at 0.5 m/s against
-0.1 m/s), so a fast change there is physics, not a broken encoder.
+A gripper's opening gets the finiteness and range checks (with `gripper_range_tolerance`: fingers against their
+stops read a little past them) but no jump check: fingers that close on, or slip off, an object move faster
+than the gripper's commanded rate limit (seen on the simulated rig at 0.5 m/s against 0.1 m/s), so a fast
+change there is physics, not a broken encoder.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class MeasurementGuard:
         if len(self.where) != n or len(self.units) != n or len(self.jump_checked) != n:
             raise SafetyError(f"measurement guard: expected {n} arm names, units and jump flags")
         c = self.config
-        self._range_tol = c.measured_range_tolerance * limits.range
+        share = np.where(self.jump_checked, c.measured_range_tolerance, c.gripper_range_tolerance)
+        self._range_tol = share * limits.range
         self._jump_tol = c.jump_tolerance * limits.range
         self._prev: np.ndarray | None = None
         self._t_prev: np.ndarray | None = None

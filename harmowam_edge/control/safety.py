@@ -139,6 +139,10 @@ class SafetyConfig:
     # The measured state (control.measurement): beyond the limits by more than this fraction of the range is a
     # fault; so is a move faster than jump_speed_factor x the velocity limit, plus jump_tolerance of the range.
     measured_range_tolerance: float = 0.05
+    # A gripper's opening past its range by this share is a fault. Wider than the joints': fingers pushed against
+    # their stops read a few mm past them (seen on the simulated rig: 84.0 mm on an 80 mm gripper, which stopped
+    # a sound run), and a reading there commands nothing (the gripper's setpoint is clamped anyway).
+    gripper_range_tolerance: float = 0.25
     jump_speed_factor: float = 2.0
     jump_tolerance: float = 0.02
 
@@ -150,7 +154,7 @@ class SafetyConfig:
             raise SafetyError(f"safety.ramp_in: expected ramp_in_s >= 0 and 0 < floor <= 1, got {self}")
         if self.range_tolerance < 0 or self.start_tolerance < 0:
             raise SafetyError("safety: tolerances must be >= 0")
-        for f in ("measured_range_tolerance", "jump_speed_factor", "jump_tolerance"):
+        for f in ("measured_range_tolerance", "gripper_range_tolerance", "jump_speed_factor", "jump_tolerance"):
             v = getattr(self, f)
             if not (math.isfinite(v) and v >= 0):
                 raise SafetyError(f"safety.{f}: expected a finite value >= 0, got {v}")

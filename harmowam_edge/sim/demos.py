@@ -155,12 +155,17 @@ class DemoWriter:
         self._sp_action.append(np.asarray(action, np.float32))
         self._sp_phase.append(phase)
 
-    def end(self, result: EpisodeResult) -> None:
-        if self._current is None:
-            raise RuntimeError("no episode to end")
-        self._queue.join()  # every step file of the episode is on disk
+    def wait_written(self) -> None:
+        """Until every step file added so far is on disk (`sim dagger` then appends its labels to them)."""
+        self._queue.join()
         if self._error is not None:
             raise RuntimeError(f"writing {self._current}: {self._error}") from self._error
+
+    def end(self, result: EpisodeResult, extra: dict[str, Any] | None = None) -> None:
+        """Finish the episode: setpoints.npz, episode.json (`extra` merged into its record), dataset.json."""
+        if self._current is None:
+            raise RuntimeError("no episode to end")
+        self.wait_written()  # every step file of the episode is on disk
         width = len(self.meta["action_names"])
         np.savez_compressed(
             self._current / SETPOINTS_FILE,
@@ -175,6 +180,7 @@ class DemoWriter:
             "scene": self.meta["scene"],
             "setpoints_file": SETPOINTS_FILE,
             "setpoints_recorded": len(self._sp_t),
+            **(extra or {}),
         }
         (self._current / EPISODE_META).write_text(json.dumps(record, indent=2) + "\n")
         self.meta["episodes"].append(record)
@@ -206,6 +212,16 @@ class DemoWriter:
         tmp = self.out / (DATASET_FILE + ".tmp")
         tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
         tmp.replace(self.out / DATASET_FILE)
+
+
+def append_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Add arrays to an existing .npz step file (a zip of .npy members) without rewriting what it holds."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
 
 
 def step_files(path: Path) -> list[Path]:

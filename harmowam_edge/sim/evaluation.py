@@ -26,6 +26,7 @@ import numpy as np
 
 import harmowam_edge
 from harmowam_edge.bundle.loader import LoadedBundle, load_bundle
+from harmowam_edge.bundle.schema import Manifest
 from harmowam_edge.cameras.frames import CameraHealth, Frame
 from harmowam_edge.control.loop import RECORDING_ENDED, Rig, RunInfo, RunObserver, RunOptions, TickRecord, run_policy
 from harmowam_edge.control.safety import SafetyConfig
@@ -203,9 +204,12 @@ def run_eval_episode(
     budget_s: float,
     video_path: Path | None = None,
     policy_factory: PolicyFactory | None = None,
+    observer_factory: ObserverFactory | None = None,
 ) -> EpisodeOutcome:
     """One episode of one bundle: reset the world for `seed`, run the policy until success or the budget.
-    `policy_factory(rig, task, acting)`: a stand-in for the bundle's `Policy` (the scripted expert)."""
+    `policy_factory(rig, task, acting)`: a stand-in for the bundle's `Policy` (the scripted expert).
+    `observer_factory(rig, task, acting)`: more observers of the run, made after the reset (`sim dagger`'s
+    recorder)."""
     _clear_estops(rig)
     rig.world.reset(seed)
     time.sleep(0.05)  # the firmware's reference follows the teleported arm while disabled
@@ -218,6 +222,8 @@ def run_eval_episode(
     camera = EpisodeCamera(rig.cameras[0])
     judge = EvalObserver(rig, task, acting, camera)
     observers: list[RunObserver] = [judge]
+    if observer_factory is not None:
+        observers += observer_factory(rig, task, acting)
     video = None
     if video_path is not None:
         from harmowam_edge.sim.observer import SimVideoObserver
@@ -295,6 +301,7 @@ def run_eval_episode(
 
 
 PolicyFactory = Callable[[SimRig, Task, int], Any]
+ObserverFactory = Callable[[SimRig, Task, int], Sequence[RunObserver]]
 EXPERT_LABEL = "scripted-expert"
 
 
@@ -315,6 +322,18 @@ def bundle_labels(paths: Sequence[Path]) -> list[str]:
     """Short unique names for the report: the folder names, numbered where two are alike."""
     names = [p.resolve().name or str(p) for p in paths]
     return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
+
+
+def open_rig_for(manifest: Manifest, seed: int, scene: str) -> contextlib.AbstractContextManager[SimRig]:
+    """The simulated rig a bundle runs on: its arms and cameras (started per episode), in `scene`."""
+    return open_sim_rig(
+        len(manifest.action_space.arms),
+        list(manifest.cameras),
+        seed,
+        action_space=manifest.action_space,
+        scene=scene,
+        start_cameras=False,
+    )
 
 
 def trained_seed_ranges(path: Path) -> list[tuple[int, int]]:
@@ -386,16 +405,7 @@ def run_evaluation(
             m = b.manifest
             key = json.dumps([[c.to_dict() for c in m.cameras], len(m.action_space.arms)])
             if key not in rigs:
-                rigs[key] = stack.enter_context(
-                    open_sim_rig(
-                        len(m.action_space.arms),
-                        list(m.cameras),
-                        cfg.seed,
-                        action_space=m.action_space,
-                        scene=cfg.scene,
-                        start_cameras=False,
-                    )
-                )
+                rigs[key] = stack.enter_context(open_rig_for(m, cfg.seed, cfg.scene))
             rig_of.append(key)
         order = eval_stats.interleaved(seed_list, len(loaded))
         filmed: set[str] = set()

@@ -174,6 +174,10 @@ class Segment:
     g1: float
     duration: float
     label: str
+    # Joint velocity at the start (None: from rest). A plan made from a moving state (the DAgger relabeller)
+    # continues that motion instead of commanding a stop first: the quintic keeps position, velocity and zero
+    # acceleration at both ends.
+    v0: np.ndarray | None = None
 
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
         """Position, velocity and gripper opening at time t into the segment."""
@@ -182,9 +186,19 @@ class Segment:
         s = min(max(t / self.duration, 0.0), 1.0)
         blend = 10 * s**3 - 15 * s**4 + 6 * s**5
         dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
-        q = self.q0 + (self.q1 - self.q0) * blend
-        v = (self.q1 - self.q0) * dblend
-        return q, v, self.g0 + (self.g1 - self.g0) * blend
+        g = self.g0 + (self.g1 - self.g0) * blend
+        if self.v0 is None:
+            q = self.q0 + (self.q1 - self.q0) * blend
+            v = (self.q1 - self.q0) * dblend
+            return q, v, g
+        tt, big_t = s * self.duration, self.duration
+        d = self.q1 - self.q0
+        c3 = (10 * d - 6 * self.v0 * big_t) / big_t**3
+        c4 = (-15 * d + 8 * self.v0 * big_t) / big_t**4
+        c5 = (6 * d - 3 * self.v0 * big_t) / big_t**5
+        q = self.q0 + self.v0 * tt + c3 * tt**3 + c4 * tt**4 + c5 * tt**5
+        v = self.v0 + 3 * c3 * tt**2 + 4 * c4 * tt**3 + 5 * c5 * tt**4
+        return q, v, g
 
 
 @dataclass(frozen=True)
@@ -247,25 +261,69 @@ def timed_segment(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: s
     return Segment(q0, q1, g0, g1, duration, label)
 
 
-def _pause(q: np.ndarray, g0: float, g1: float, duration: float, label: str) -> Segment:
+def pause(q: np.ndarray, g0: float, g1: float, duration: float, label: str) -> Segment:
     """Hold the arm still for `duration` (longer if the gripper needs it to move within its limits)."""
     return Segment(q, q, g0, g1, max(duration, _gripper_time(g0, g1)), label)
 
 
+_pause = pause  # the name this module's plans used before `pause` was public
+
+
+def grasp_rotation(ik: IKSolver, arm: ArmIndex, q: np.ndarray, object_kind: str, object_quat: np.ndarray) -> np.ndarray:
+    """The top-down tool rotation for grasping from joints `q`: a box across its faces, nearest the wrist's yaw
+    now; anything round at the wrist's yaw now (no turn needed)."""
+    _, rot_now = ik.tcp_pose(arm, np.asarray(q, float))
+    yaw_now = math.atan2(rot_now[1, 1], rot_now[0, 1])
+    return top_down_rotation(grasp_yaw(object_quat, yaw_now) if object_kind == "box" else yaw_now)
+
+
+def place_point(grasp: np.ndarray, object_pos: np.ndarray, half_height: float, goal: np.ndarray) -> np.ndarray:
+    """The TCP at the release over the goal pad: the object's centre `PLACE_CLEARANCE` above its resting height."""
+    return np.array([goal[0], goal[1], grasp[2] - object_pos[2] + half_height + PLACE_CLEARANCE + goal[2]])
+
+
+def place_segments(
+    ik: IKSolver, arm: ArmIndex, q_from: np.ndarray, rot: np.ndarray, place: np.ndarray
+) -> list[Segment]:
+    """pick_and_place after the lift, from joints `q_from` holding the object: carry over the pad, lower,
+    release, retreat."""
+    above_place = place + np.array([0.0, 0.0, LIFT_HEIGHT])
+    q_carry = ik.solve(arm, above_place, rot, q_from).q
+    q_place = ik.solve(arm, place, rot, q_carry).q
+    open_g = arm_desc.GRIPPER_MAX
+    return [
+        timed_segment(q_from, q_carry, GRASP_CLOSED, GRASP_CLOSED, "move"),
+        timed_segment(q_carry, q_place, GRASP_CLOSED, GRASP_CLOSED, "place", slow=True),
+        pause(q_place, GRASP_CLOSED, open_g, CLOSE_TIME, "release"),
+        timed_segment(q_place, q_carry, open_g, open_g, "retreat", slow=True),
+    ]
+
+
 def plan_task(
-    world: SimWorld, which: int | str, kind: str, object_name: str, q_start: np.ndarray, g_start: float
+    world: SimWorld,
+    which: int | str,
+    kind: str,
+    object_name: str,
+    q_start: np.ndarray,
+    g_start: float,
+    *,
+    object_pose: tuple[np.ndarray, np.ndarray] | None = None,
+    goal: np.ndarray | None = None,
+    ik: IKSolver | None = None,
 ) -> TaskPlan:
-    """reach: stop above the object; pick: grasp it and lift; pick_and_place: then set it on the goal pad."""
+    """reach: stop above the object; pick: grasp it and lift; pick_and_place: then set it on the goal pad.
+
+    `object_pose` (position, quaternion) and `goal` default to the live world's; given, the plan is made for a
+    recorded moment (the DAgger relabeller plans after the episode). `ik`: a solver to reuse.
+    """
     if kind not in TASK_KINDS:
         raise ValueError(f"task: expected one of {', '.join(TASK_KINDS)}, got {kind!r}")
     obj = world.object_spec(object_name)
     arm = world.arm(which)
-    pos, quat = world.object_pose(object_name)
-    ik = IKSolver(world)
+    pos, quat = world.object_pose(object_name) if object_pose is None else object_pose
+    ik = ik or IKSolver(world)
     q0 = np.asarray(q_start, float)
-    _, rot_now = ik.tcp_pose(arm, q0)
-    yaw_now = math.atan2(rot_now[1, 1], rot_now[0, 1])
-    rot = top_down_rotation(grasp_yaw(quat, yaw_now) if obj.kind == "box" else yaw_now)
+    rot = grasp_rotation(ik, arm, q0, obj.kind, quat)
     grasp = success.grasp_point(pos)  # the fingertips just clear of the table (the TCP is 15 mm above them)
     approach = grasp + np.array([0.0, 0.0, APPROACH_HEIGHT])
     lift = grasp + np.array([0.0, 0.0, LIFT_HEIGHT])
@@ -290,17 +348,8 @@ def plan_task(
     if kind == "pick":
         segments.append(_pause(q_lift, GRASP_CLOSED, GRASP_CLOSED, 0.4, "hold"))
         return TaskPlan(kind, arm.mount.name, object_name, JointTrajectory(tuple(segments)), grasp, approach, lift)
-    goal = world.goal_position()
-    place = np.array([goal[0], goal[1], grasp[2] - pos[2] + obj.half_height + PLACE_CLEARANCE + goal[2]])
-    above_place = place + np.array([0.0, 0.0, LIFT_HEIGHT])
-    q_carry = ik.solve(arm, above_place, rot, q_lift).q
-    q_place = ik.solve(arm, place, rot, q_carry).q
-    segments += [
-        timed_segment(q_lift, q_carry, GRASP_CLOSED, GRASP_CLOSED, "move"),
-        timed_segment(q_carry, q_place, GRASP_CLOSED, GRASP_CLOSED, "place", slow=True),
-        _pause(q_place, GRASP_CLOSED, open_g, CLOSE_TIME, "release"),
-        timed_segment(q_place, q_carry, open_g, open_g, "retreat", slow=True),
-    ]
+    place = place_point(grasp, pos, obj.half_height, world.goal_position() if goal is None else goal)
+    segments += place_segments(ik, arm, q_lift, rot, place)
     return TaskPlan(kind, arm.mount.name, object_name, JointTrajectory(tuple(segments)), grasp, approach, lift, place)
 
 

@@ -58,6 +58,36 @@ def test_actions_are_denormalised_inside_the_network() -> None:
     torch.testing.assert_close(pred[0], mean.expand(12, 7))
 
 
+def test_relative_experts_output_the_joint_state_plus_their_offsets() -> None:
+    """Relative actions: a zeroed head means "the mean offset from where the arm is", in absolute setpoints."""
+    torch.manual_seed(0)
+    cfg = _cfg()
+    cfg = dataclasses.replace(cfg, architecture=dataclasses.replace(cfg.architecture, relative_actions=True))
+    nets = build_networks(cfg)
+    for head in (nets.reactive_expert.head, nets.predictive_expert.head):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    img = torch.randint(0, 256, (1, 120, 160, 3), dtype=torch.uint8)
+    jp = torch.linspace(-0.5, 0.5, 7).reshape(1, 7)
+    task = torch.zeros(1, cfg.architecture.task_dim)
+    n = cfg.architecture.flow_steps
+    with torch.no_grad():
+        lat, fut, ctx = nets.world_model(img, jp, task)
+        react = nets.reactive_expert(lat, fut, jp)
+        pred = UnrolledFlow(nets.predictive_expert)(lat, fut, ctx, jp, torch.zeros(1, 12, 7))
+        x = torch.zeros(1, 12, 7)
+        for i in range(n):
+            x, stepped = FlowStep(nets.predictive_expert)(
+                lat, fut, ctx, jp, x, torch.full((1,), i / n), torch.full((1,), 1.0 / n)
+            )
+    want = (torch.tensor(cfg.normalization.action_mean) + jp[0]).expand(12, 7)
+    torch.testing.assert_close(react[0], want)
+    torch.testing.assert_close(pred[0], want)
+    torch.testing.assert_close(stepped[0], want)
+    with pytest.raises(ConfigError, match="relative_actions: expected true or false"):
+        dataclasses.replace(cfg.architecture, relative_actions=1).validate()  # type: ignore[arg-type]
+
+
 def test_step_graph_looped_equals_unrolled_flow() -> None:
     torch.manual_seed(1)
     cfg = _cfg()

@@ -55,9 +55,12 @@ def test_training_lowers_the_loss_and_beats_the_untrained_network(trained: Path)
     first = sum(r["total"] for r in log[:20]) / 20
     last = sum(r["total"] for r in log[-20:]) / 20
     assert last < 0.5 * first
-    # Held-out episodes (targets the network never saw): the blended chunk beats the untrained one by half.
-    assert t["val_final"]["blend"] < 0.5 * t["val_initial"]["blend"]
-    assert t["val_final"]["error_reactive"] < 0.5 * t["val_initial"]["error_reactive"]
+    # Held-out episodes (targets the network never saw): the chunks beat the untrained network's and holding the
+    # pose (errors in the experts' units: offsets from the joint state, normalised).
+    assert t["relative_actions"] is True
+    assert t["val_final"]["blend"] < 0.7 * t["val_initial"]["blend"]
+    assert t["val_final"]["error_reactive"] < 0.6 * t["val_initial"]["error_reactive"]
+    assert t["val_final"]["blend"] < 0.9 * t["val_final"]["hold"]
     assert (trained / CURVE_FILE).stat().st_size > 1000
     assert t["data"][0]["sha256"]
     assert len(t["data"][0]["sha256"]) == 64
@@ -121,3 +124,12 @@ def test_trained_checkpoint_exports_to_a_bundle(trained: Path, tmp_path: Path, c
     assert manifest["provenance"]["untrained"] is False
     assert "reach_red_cube" in manifest["tasks"]["names"]
     assert report is not None
+    # The bundle says what the policy learnt from: `sim eval` keeps off these layouts.
+    from harmowam_edge.sim.evaluation import trained_seed_ranges
+
+    training = json.loads((trained / "config.json").read_text())["training"]
+    carried = manifest["provenance"]["training"]
+    assert carried["seed_ranges"] == training["seed_ranges"] != []
+    assert carried["steps"] == 150
+    assert carried["relative_actions"] is True
+    assert trained_seed_ranges(tmp_path / "bundle") == [tuple(r) for r in training["seed_ranges"]]

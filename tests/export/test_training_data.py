@@ -122,3 +122,51 @@ def test_a_folder_with_meta_info_goes_to_the_lerobot_reader(tmp_path: Path) -> N
         load_episodes([root])
     with pytest.raises(DatasetError, match="--mapping applies to LeRobot datasets"):
         load_episodes([write_demos(tmp_path / "ours", 1)], mapping="m.yaml")
+
+
+def test_the_goal_target_is_where_the_expert_grasps_and_the_loss_uses_it(tmp_path: Path) -> None:
+    """The auxiliary goal: the first setpoint of the `grasp` phase, per frame of its episode; none without phases."""
+    import dataclasses
+
+    import torch
+
+    from export.checkpoint import build_networks
+    from export.config import PRESETS, CheckpointConfig, Task
+    from export.learning.losses import PolicyModel
+    from export.learning.sampler import TrainingSet, episode_goal
+
+    eps = read_sim_episodes(write_demos(tmp_path / "d", episodes=3))
+    for ep in eps:
+        goal = episode_goal(ep)
+        assert goal is not None
+        # The synthetic reach ends on its goal; the grasp phase starts there (setpoints lead by 0.1 s).
+        np.testing.assert_allclose(goal, ep.setpoints[-1], atol=1e-6)
+    assert episode_goal(dataclasses.replace(eps[0], meta={})) is None
+    space = reference_action_space(1)
+    arch = PRESETS["nano"]
+    ts = TrainingSet(eps, arch, space, val_fraction=0.0)
+    assert ts.goal_weight.min() == 1.0
+    np.testing.assert_allclose(ts.goal[: eps[0].frames], np.repeat(eps[0].setpoints[-1:], eps[0].frames, 0), atol=1e-6)
+    cfg = CheckpointConfig(
+        architecture=arch,
+        action_space=space,
+        normalization=ts.normalization,
+        cameras=ts.cameras,
+        tasks=tuple(Task(n, tuple(float(x) for x in row)) for n, row in zip(ts.tasks, ts.task_table, strict=True)),
+    )
+    model = PolicyModel(build_networks(cfg))
+    b = ts.batch(ts.train_index[:8], torch.device("cpu"))
+    args = (b, torch.zeros(8, arch.horizon, arch.latent_tokens, arch.dim), torch.zeros(8, 12, 7), torch.rand(8))
+    with_goal = model(*args)["goal"]
+    assert float(with_goal.detach()) > 0
+    b.goal_weight = torch.zeros(8)
+    assert float(model(*args)["goal"].detach()) == 0.0
+    # --gate-labels accuracy: the gate's target is the nearer expert even where the phase says otherwise.
+    b.goal_weight = torch.ones(8)
+    assert bool((b.gate >= 0).all())
+    torch.manual_seed(0)
+    by_phase = float(model(*args)["gate"].detach())
+    model.gate_from_phases = False
+    torch.manual_seed(0)
+    by_accuracy = float(model(*args)["gate"].detach())
+    assert abs(by_phase - by_accuracy) > 1e-4

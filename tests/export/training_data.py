@@ -68,7 +68,8 @@ def write_demos(out: Path, episodes: int, seed: int = 0, phases: bool = True) ->
                 "phase": np.array(0 if t - 100.0 < REACH_S else 1, np.int16),
             }
             np.savez_compressed(ep / f"{i:06d}.npz", **step)  # type: ignore[arg-type]
-        np.savez_compressed(ep / "setpoints.npz", t=t_sp, setpoints=setpoints)
+        sp_phase = np.where(t_sp - 100.0 < REACH_S, 0, 1).astype(np.int16)  # "grasp" once the target is reached
+        np.savez_compressed(ep / "setpoints.npz", t=t_sp, setpoints=setpoints, phase=sp_phase)
         rec = {"dir": ep.name, "task": "reach_red_cube", "seed": seed + e, "success": True}
         (ep / "episode.json").write_text(json.dumps(rec))
         records.append(rec)

@@ -37,7 +37,12 @@ def test_a_gripper_closing_faster_than_its_rate_limit_is_not_a_fault() -> None:
     # Fingers closing on an object: 2.5 mm in 0 ms between two states (seen on the simulated rig).
     g = _guard(np.array([0.0] * 6 + [0.0544]))
     assert g.check(np.array([0.0] * 6 + [0.0519]), 0.0) is None
-    # ... but a gripper reading outside its range still is.
+    # Fingers against their stops read a few mm past them (84 mm on the 80 mm gripper, seen in sim eval) ...
+    assert g.check(np.array([0.0] * 6 + [0.0840]), 0.0) is None
+    # ... but a joint as far past its range (5 %) is a fault, and a gripper reading far outside its range still is.
+    past = np.zeros(7)
+    past[1] = LIM.upper[1] + 0.051 * LIM.range[1]
+    assert g.check(past, 1.0) is not None
     why = g.check(np.array([0.0] * 6 + [0.5]), 0.005)
     assert why is not None
     assert "gripper = 0.5000 m" in why

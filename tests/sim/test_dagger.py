@@ -1,0 +1,179 @@
+"""DAgger: the relabeller's phase logic on ground truth, and `sim dagger` end to end into the trainer's reader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harmowam_edge.sim import arm as arm_desc
+from harmowam_edge.sim import planning, success
+from harmowam_edge.sim.tasks import PHASE_NAMES, parse_task
+
+pytestmark = pytest.mark.sim
+
+K, RATE = 12, 48.0
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A world at rest (no physics thread), the pick task's context and a solver with the grasp rotation."""
+    from harmowam_edge.sim.relabel import EpisodeContext
+    from harmowam_edge.sim.world import SimWorld
+
+    world = SimWorld(arms=1, seed=0)
+    task = parse_task("pick_red_cube")
+    pos, quat = world.object_pose(task.object)
+    ik = planning.IKSolver(world)
+    arm = world.arm(0)
+    rot = planning.grasp_rotation(ik, arm, np.asarray(arm_desc.HOME), "box", quat)
+    ctx = EpisodeContext(task, 0, pos, world.goal_position())
+    return world, ctx, ik, arm, rot, quat
+
+
+def _state(scene, tcp_target, g, obj_pos=None):
+    """The frame of an arm whose TCP was brought to `tcp_target` (IK), gripper `g`, at rest."""
+    from harmowam_edge.sim.relabel import FrameState
+
+    _, ctx, ik, arm, rot, quat = scene
+    q = ik.solve(arm, np.asarray(tcp_target, float), rot, np.asarray(arm_desc.HOME)).q
+    tcp, _ = ik.tcp_pose(arm, q)
+    obj = ctx.object_start if obj_pos is None else np.asarray(obj_pos, float)
+    joint = np.append(q, g).astype(np.float32)
+    return FrameState(10.0, 10.0, joint, np.zeros(7, np.float32), obj, quat, tcp)
+
+
+def _tcp_z(scene, chunk):
+    _, _, ik, arm, _, _ = scene
+    return np.array([ik.tcp_pose(arm, row[:6].astype(float))[0][2] for row in chunk])
+
+
+def test_a_mid_descent_state_is_labelled_to_go_down_not_back_up(scene):
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    grasp = success.grasp_point(ctx.object_start)
+    f = _state(scene, grasp + np.array([0.0, 0.0, 0.06]), arm_desc.GRIPPER_MAX)  # half way down from the approach pose
+    label = relabel(world, ctx, f, K, RATE)
+    assert label.chunk.shape == (K, 7)
+    assert label.chunk.dtype == np.float32
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("descend", "descend")
+    z = _tcp_z(scene, label.chunk)
+    assert z[-1] < z[0] - 1e-4  # down
+    assert np.all(np.diff(z) <= 1e-6)  # and never up
+    assert np.allclose(label.chunk[:, 6], arm_desc.GRIPPER_MAX, atol=1e-6)  # open until the grasp point
+    # What plan_task would do from the same state (the demonstrations' start): back up to the approach pose.
+    plan = planning.plan_task(world, 0, "pick", ctx.task.object, f.joint_pos[:6], float(f.joint_pos[6]))
+    assert plan.trajectory.segments[0].label == "approach"
+
+
+def test_a_lifted_and_held_object_is_labelled_to_go_on_up(scene):
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    lifted = ctx.object_start + np.array([0.0, 0.0, 0.05])
+    f = _state(scene, success.grasp_point(lifted), 0.04, obj_pos=lifted)  # fingers on the 4 cm cube
+    label = relabel(world, ctx, f, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("carry", "lift")
+    z = _tcp_z(scene, label.chunk)
+    assert z[-1] > z[0] + 1e-4
+    assert label.chunk[-1, 6] <= label.chunk[0, 6]  # the fingers keep squeezing
+
+
+def test_a_missed_grasp_is_labelled_to_open_the_gripper(scene):
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    beside = ctx.object_start + np.array([0.045, 0.0, 0.0])  # closed 4.5 cm from the cube: nothing between them
+    f = _state(scene, success.grasp_point(ctx.object_start), 0.0, obj_pos=beside)
+    label = relabel(world, ctx, f, K, RATE)
+    assert label.situation == "missed"
+    assert PHASE_NAMES[label.phase] == "approach"
+    assert label.chunk[-1, 6] > label.chunk[0, 6] + 1e-3  # opening
+
+
+def test_the_fingers_closing_on_the_cube_keep_closing(scene):
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    f = _state(scene, success.grasp_point(ctx.object_start), 0.05)
+    label = relabel(world, ctx, f, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("closing", "grasp")
+    assert label.chunk[-1, 6] < label.chunk[0, 6]
+
+
+def test_labels_start_at_speed_so_a_policy_at_rest_is_told_to_move() -> None:
+    """A cruising segment starts at the minimum-jerk move's peak speed, only slows, and ends at rest on its goal;
+    over one chunk it moves many times what the move from rest would (the stall a state-only policy learns)."""
+    from harmowam_edge.sim.relabel import cruising
+
+    q0, q1 = np.zeros(6), np.array([0.4, -0.3, 0.2, 0.0, 0.1, -0.2])
+    seg = planning.timed_segment(q0, q1, 0.08, 0.08, "approach")
+    fast = cruising(seg)
+    times = np.linspace(0.0, seg.duration, 200)
+    speeds = [np.abs(fast.sample(t)[1]) for t in times]
+    assert np.all(np.diff(np.array(speeds), axis=0) <= 1e-9)  # never speeds up
+    assert float(np.max(speeds[0])) <= planning.EXPERT_VELOCITY + 1e-9
+    end_q, end_v, _ = fast.sample(seg.duration)
+    np.testing.assert_allclose(end_q, q1, atol=1e-9)
+    np.testing.assert_allclose(end_v, 0.0, atol=1e-9)
+    chunk_s = (K - 1) / RATE
+    moved_fast = np.linalg.norm(fast.sample(chunk_s)[0] - q0)
+    moved_rest = np.linalg.norm(seg.sample(chunk_s)[0] - q0)
+    assert moved_fast > 3 * moved_rest
+
+
+def test_sim_dagger_refuses_evaluation_seeds(tmp_path, capsys):
+    from harmowam_edge.cli import main
+
+    # The seeds are checked before anything loads: no bundle needed to be refused.
+    args = ["sim", "dagger", "--bundle", str(tmp_path / "b"), "--task", "pick", "--episodes", "1",
+            "--seed", "100000", "--out", str(tmp_path / "d")]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "training seeds are 0..99999" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_sim_dagger_writes_labelled_rollouts_the_trainer_reads(nano_bundle, tmp_path, capsys):
+    from export.learning.data import frame_targets, load_episodes
+    from harmowam_edge.bundle.schema import MANIFEST_NAME, sha256_file
+    from harmowam_edge.cli import main
+    from harmowam_edge.sim.demos import read_setpoints
+
+    out = tmp_path / "dagger"
+    args = ["sim", "dagger", "--bundle", str(nano_bundle), "--task", "pick_red_cube", "--episodes", "1",
+            "--seed", "7", "--out", str(out), "--record-hz", "5", "--max-seconds", "2"]  # fmt: skip
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "episode 1/1 seed 7 pick_red_cube" in captured.out
+    assert "sim dagger: " in captured.out
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["driver"] == "dagger"
+    assert meta["bundle"] == {
+        "path": str(nano_bundle),
+        "manifest_sha256": sha256_file(nano_bundle / MANIFEST_NAME),
+    }
+    (rec,) = meta["episodes"]
+    if rec["steps"] < 2:  # the rollout got no CPU to record in (an overloaded machine): nothing to read
+        pytest.skip(f"the rollout recorded {rec['steps']} frame(s): {rec['notes']}")
+    sp = read_setpoints(out / rec["dir"])  # the learner's own setpoints are still there
+    assert len(sp["t"]) > 0
+    (ep,) = load_episodes([out])
+    assert ep.label_chunks is not None
+    m = json.loads((nano_bundle / MANIFEST_NAME).read_text())["policy"]
+    k, rate = m["chunk_size"], m["action_rate_hz"]
+    assert ep.label_chunks.shape == (ep.frames, k, 7) == (rec["steps"], k, 7)
+    assert ep.success is None  # a rollout's outcome is no verdict on the expert's labels
+    tg = frame_targets(ep, k, rate, horizon=2, horizon_dt_s=0.1)
+    np.testing.assert_array_equal(tg.chunks, ep.label_chunks)
+    assert sum(rec["labels"].values()) == ep.frames
