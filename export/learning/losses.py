@@ -88,9 +88,20 @@ class PolicyModel(nn.Module):
 
         gate_w = self.gate(context.detach(), batch.joint_pos)  # [B, K]
         with torch.no_grad():
-            p_err = (x_t + (1.0 - t) * v - target).abs().mean(-1)
-            by_accuracy = (p_err < r_err.mean(-1)).to(gate_w.dtype)
             labelled = ((batch.gate >= 0) & self.gate_from_phases).reshape(-1, 1)
+            if bool(labelled.all()):
+                by_accuracy = torch.zeros_like(gate_w)  # every frame has its phase label: not needed
+            else:
+                # The chunk the predictive expert would really produce (its N Euler steps from this noise), not
+                # the one-step estimate x_t + (1 - t) v: near t = 1 that estimate is close to the target for any
+                # expert, and a gate taught by it hands the arm to a flow that samples worse chunks.
+                n = pe.arch.flow_steps
+                x = noise
+                c_d, kv_d = cond.detach(), [(k.detach(), v_.detach()) for k, v_ in kvs]
+                for i in range(n):
+                    x = x + (1.0 / n) * pe.velocity(x, torch.full((1,), i / n, dtype=x.dtype), c_d, kv_d)
+                p_err = (x - target).abs().mean(-1)
+                by_accuracy = (p_err < r_err.mean(-1)).to(gate_w.dtype)
             gate_target = torch.where(labelled, batch.gate.reshape(-1, 1).expand_as(gate_w), by_accuracy)
         bce = F.binary_cross_entropy(gate_w.clamp(1e-6, 1 - 1e-6), gate_target, reduction="none")
         losses["gate"] = (bce * batch.weight.reshape(-1, 1)).sum() / (batch.weight.sum().clamp(min=1.0) * bce.shape[1])

@@ -202,12 +202,17 @@ class SimWorld:
         return origins[0][1] + t_sim
 
     def _move_origin(self, origin: float) -> None:
-        """Sim time `data.time` onwards maps with `origin` (under the lock). Pieces that start at or after it are
-        dropped: sim time went backwards (a reset), their timeline is gone."""
+        """Sim times after `data.time` map with `origin` (under the lock). Pieces that start at or after it are
+        dropped: sim time went backwards (a reset), their timeline is gone.
+
+        The new piece starts half a physics step *after* the current sim time: a camera may already have taken
+        its snapshot at exactly `data.time` (no step ran since) and stamped the frame with the old mapping, which
+        must keep holding for it. (Seen under load: a frame's stamp and its mapping 0.22 s apart, one lag reset.)
+        """
         now_sim = float(self.data.time)
         while self._origins and self._origins[-1][0] >= now_sim:
             self._origins.pop()
-        self._origins.append((now_sim, origin))
+        self._origins.append((now_sim + 0.5 * float(self.model.opt.timestep), origin))
         del self._origins[:-ORIGIN_HISTORY]
         self._t_origin = origin
 

@@ -48,3 +48,22 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.Cap
     code, _, err = run(["train", "--data", str(demos), "--out", str(tmp_path / "c"), "--preset", "huge"], capsys)
     assert code == 2
     assert "preset: expected one of nano, small, base, reference" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--actions", "sideways", "--actions: expected relative or absolute, got 'sideways'"),
+        ("--gate-labels", "votes", "--gate-labels: expected phases or accuracy, got 'votes'"),
+        ("--state-noise", "2", "--state-noise: expected a share of the state's std in 0..1, got 2.0"),
+    ],
+)
+def test_bad_training_options_are_one_line(
+    option: str, value: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demos = write_demos(tmp_path / "demos", episodes=1)
+    code, _, err = run(["train", "--data", str(demos), "--out", str(tmp_path / "c"), option, value], capsys)
+    assert code == 2
+    assert says in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()

@@ -40,6 +40,10 @@ def test_dropping_physics_debt_keeps_the_mapping_of_earlier_sim_times() -> None:
             time.sleep(3 * MAX_LAG_S)  # the physics thread waits for the lock: at least 0.3 s behind
         assert poll(lambda: world.stats().lag_resets > resets and world.sim_time > t_before)
         assert world.host_time(t_before) == h_before  # the past keeps its mapping
+        # The new mapping starts just after the sim time of the drop (a frame snapshotted at that very time keeps
+        # its stamp): let physics step once more before reading "the present".
+        t_drop = world.sim_time
+        assert poll(lambda: world.sim_time > t_drop)
         with world.lock:
             t_now = world.sim_time
             h_now = world.host_time(t_now)
@@ -47,3 +51,19 @@ def test_dropping_physics_debt_keeps_the_mapping_of_earlier_sim_times() -> None:
         assert h_now - h_before > t_now - t_before + MAX_LAG_S  # the dropped debt is in the new origin
     finally:
         world.stop()
+
+
+def test_a_frame_snapshotted_at_the_instant_of_a_drop_keeps_its_stamp() -> None:
+    """The camera's failure under load: a snapshot at sim time T, then a drop at the same T (no step between)."""
+    import mujoco
+
+    world = SimWorld(1, [], seed=0)
+    with world.lock:
+        for _ in range(5):  # mid-run, not at the reset's sim time 0
+            mujoco.mj_step(world.model, world.data)
+        t_snap = world.sim_time
+        stamp = world.host_time(t_snap)
+        world._move_origin(stamp - t_snap + 0.25)  # what the physics thread does when it drops 0.25 s of debt
+    assert world.host_time(t_snap) == stamp
+    step = float(world.model.opt.timestep)
+    assert world.host_time(t_snap + step) == pytest.approx(stamp + step + 0.25)
