@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from harmowam_edge.commands.train import _console
+from harmowam_edge.commands.export import wide_console
 
 
 def distill(
@@ -78,7 +78,7 @@ def distill(
         dagger_task=dagger_task,
         dagger_seed=dagger_seed,
     )
-    console = _console()
+    console = wide_console()
     result = run_distill(
         teacher,
         data,

@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 
-def _console() -> Any:
+def wide_console() -> Any:
     import shutil
 
     from rich.console import Console
@@ -47,7 +47,7 @@ def init(
     specs = [replace(base, name=f"cam{i}") for i in range(cameras)]
     task_list = [t.strip() for t in tasks.split(",") if t.strip()]
     path = init_checkpoint(out, preset=config, arms=arms, seed=seed, camera=specs, tasks=task_list, force=force)
-    console = _console()
+    console = wide_console()
     console.print(describe_checkpoint(load_checkpoint(path)), markup=False)
     console.print(
         "[bold yellow]This checkpoint is UNTRAINED[/]: seeded random weights, for tests and demos. "
@@ -139,7 +139,7 @@ def bundle(
 
     checks.positive("--budget", budget, "percent")
     checks.fraction("--min-gate-agreement", min_gate_agreement)
-    console = _console()
+    console = wide_console()
     calib_source: Any = None
     if calib is not None:
         calib_source = _calibration_source(calib, checkpoint)
@@ -292,7 +292,7 @@ def engines(
     from harmowam_edge.commands import option_checks as checks
 
     checks.int_range("--workspace-mb", workspace_mb, 1)
-    console = _console()
+    console = wide_console()
     names = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
     with console.status("building engines") as status:
 
@@ -333,7 +333,7 @@ def bench(
     for p in chosen:
         if p not in PRESETS:
             raise ConfigError(f"--presets: {p!r} is not a preset ({', '.join(PRESETS)})")
-    console = _console()
+    console = wide_console()
     with console.status("benchmarking") as status:
 
         def say(msg: str) -> None:

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-
-def _console() -> Any:
-    import shutil
-
-    from rich.console import Console
-
-    return Console(highlight=False, width=max(shutil.get_terminal_size((120, 24)).columns, 120))
+from harmowam_edge.commands.export import wide_console
 
 
 def train(
@@ -91,7 +85,7 @@ def train(
         state_noise=state_noise,
         gate_labels=gate_labels,
     )
-    console = _console()
+    console = wide_console()
     if check:
         for line in describe_data(data, opts, mapping):
             console.print(line, markup=False)
