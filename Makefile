@@ -82,10 +82,11 @@ export: setup
 	@test -n "$(CKPT)" -a -n "$(OUT)" || { echo "usage: make export CKPT=checkpoint-dir OUT=bundle-dir [PRECISION=fp32|fp16|int8] [CALIB=path]"; exit 2; }
 	$(HE) export bundle "$(CKPT)" --out "$(OUT)" --precision $(PRECISION) $(if $(CALIB),--calib "$(CALIB)") $(if $(FORCE),--force)
 
-# make policy: demonstrations on training seeds -> a trained teacher -> one DAgger round (the teacher's own
-# rollouts labelled by the scripted expert, then training on from the teacher) -> FP32 bundle -> closed-loop
-# `sim eval` on evaluation seeds in the four scenes -> one table. Each stage is skipped when its output exists
-# (delete it to redo); every stage prints its wall time. Stage times on this 2-core machine: docs/training.md.
+# make policy: demonstrations on training seeds -> a trained teacher -> POLICY_ROUNDS DAgger rounds (each: the
+# latest teacher's own rollouts labelled by the scripted expert, then training on from that teacher on the demos
+# and every round's rollouts) -> FP32 bundle -> closed-loop `sim eval` on evaluation seeds in the four scenes ->
+# one table. Each stage is skipped when its output exists (delete it to redo); every stage prints its wall time.
+# Stage times on this 2-core machine: docs/training.md.
 POLICY_OUT ?= out/policy
 POLICY_TASK ?= pick_red_cube
 POLICY_EPISODES ?= 400
@@ -96,12 +97,14 @@ POLICY_LR ?= 1e-3
 POLICY_STATE_NOISE ?= 0.05
 POLICY_BATCH ?= 32
 POLICY_DEVICE ?= cpu
-POLICY_DAGGER ?= 40
-POLICY_DAGGER_STEPS ?= 5000
+POLICY_ROUNDS ?= 3
+POLICY_DAGGER ?= 20
+POLICY_DAGGER_STEPS ?= 3000
 POLICY_EVAL ?= 50
 POLICY_SCENES ?= id background position semantics
 POLICY_TRAIN = $(HE) train --preset $(POLICY_PRESET) $(if $(POLICY_IMAGE),--image $(POLICY_IMAGE)) \
   --batch-size $(POLICY_BATCH) --device $(POLICY_DEVICE) --state-noise $(POLICY_STATE_NOISE)
+
 policy: setup
 	@mkdir -p $(POLICY_OUT)
 	@t=$$SECONDS; test -f $(POLICY_OUT)/demos/dataset.json || \
@@ -111,17 +114,19 @@ policy: setup
 	@t=$$SECONDS; test -f $(POLICY_OUT)/teacher0/weights.safetensors || \
 	  $(POLICY_TRAIN) --data $(POLICY_OUT)/demos --steps $(POLICY_STEPS) --lr $(POLICY_LR) \
 	    --out $(POLICY_OUT)/teacher0 || exit 1; echo "stage train: $$((SECONDS - t)) s"
-	@t=$$SECONDS; test -f $(POLICY_OUT)/bundle0/manifest.json || \
-	  $(HE) export bundle $(POLICY_OUT)/teacher0 --out $(POLICY_OUT)/bundle0 || exit 1; \
-	  test -f $(POLICY_OUT)/dagger/dataset.json || \
-	  $(HE) sim dagger --bundle $(POLICY_OUT)/bundle0 --task $(POLICY_TASK) --episodes $(POLICY_DAGGER) \
-	    --seed 50000 --out $(POLICY_OUT)/dagger || exit 1; echo "stage dagger rollouts: $$((SECONDS - t)) s"
-	@t=$$SECONDS; test -f $(POLICY_OUT)/teacher/weights.safetensors || \
-	  $(POLICY_TRAIN) --init $(POLICY_OUT)/teacher0 --data $(POLICY_OUT)/demos --data $(POLICY_OUT)/dagger \
-	    --steps $(POLICY_DAGGER_STEPS) --lr 5e-4 --gate-labels accuracy --out $(POLICY_OUT)/teacher || exit 1; \
-	  echo "stage dagger training: $$((SECONDS - t)) s"
+	@for r in $$(seq 1 $(POLICY_ROUNDS)); do p=$$((r - 1)); t=$$SECONDS; \
+	  test -f $(POLICY_OUT)/bundle$$p/manifest.json || \
+	    $(HE) export bundle $(POLICY_OUT)/teacher$$p --out $(POLICY_OUT)/bundle$$p || exit 1; \
+	  test -f $(POLICY_OUT)/dagger$$r/dataset.json || \
+	    $(HE) sim dagger --bundle $(POLICY_OUT)/bundle$$p --task $(POLICY_TASK) --episodes $(POLICY_DAGGER) \
+	      --seed $$((50000 + 1000 * r)) --out $(POLICY_OUT)/dagger$$r || exit 1; \
+	  data="--data $(POLICY_OUT)/demos"; for i in $$(seq 1 $$r); do data="$$data --data $(POLICY_OUT)/dagger$$i"; done; \
+	  test -f $(POLICY_OUT)/teacher$$r/weights.safetensors || \
+	    $(POLICY_TRAIN) --init $(POLICY_OUT)/teacher$$p $$data --steps $(POLICY_DAGGER_STEPS) --lr 3e-4 \
+	      --gate-labels accuracy --out $(POLICY_OUT)/teacher$$r || exit 1; \
+	  echo "stage dagger round $$r: $$((SECONDS - t)) s"; done
 	@t=$$SECONDS; test -f $(POLICY_OUT)/bundle/manifest.json || \
-	  $(HE) export bundle $(POLICY_OUT)/teacher --out $(POLICY_OUT)/bundle || exit 1; \
+	  $(HE) export bundle $(POLICY_OUT)/teacher$(POLICY_ROUNDS) --out $(POLICY_OUT)/bundle || exit 1; \
 	  echo "stage bundle: $$((SECONDS - t)) s"
 	@for scene in $(POLICY_SCENES); do t=$$SECONDS; \
 	  test -f $(POLICY_OUT)/eval-$$scene/report.json || \

@@ -20,6 +20,7 @@ import numpy as np
 
 from export.errors import DatasetError
 from export.learning.episodes import NO_PHASE, EpisodeData
+from export.learning.retime import cruising_chunks
 
 SIM_FORMAT = "harmowam-sim-demos"
 SIM_VERSIONS = (1, 2)
@@ -34,6 +35,10 @@ SETPOINT_PHASE = "setpoint_phase"  # EpisodeData.meta key: int16 [N] phase of ea
 # `sim dagger` step fields: the scripted expert's chunk [K, A] from the learner's state, and its phase.
 LABEL_CHUNK = "label_chunk"
 LABEL_PHASE = "label_phase"
+# How a demonstration's chunks are timed: `recorded` (the setpoints as the expert sent them) or `cruising` (the
+# rest of each demonstrated move at its peak speed, see `retime`). Labelled (DAgger) and unphased episodes keep
+# their own chunks either way.
+DEMO_TIMINGS = ("recorded", "cruising")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -329,12 +334,27 @@ def interpolate_setpoints(t_setpoint: np.ndarray, setpoints: np.ndarray, times: 
 
 
 def frame_targets(
-    ep: EpisodeData, chunk_size: int, action_rate_hz: float, horizon: int, horizon_dt_s: float
+    ep: EpisodeData,
+    chunk_size: int,
+    action_rate_hz: float,
+    horizon: int,
+    horizon_dt_s: float,
+    demo_timing: str = "recorded",
 ) -> FrameTargets:
+    if demo_timing not in DEMO_TIMINGS:
+        raise ValueError(f"demo_timing: expected one of {DEMO_TIMINGS}, got {demo_timing!r}")
     t = ep.t_frame
     offsets = np.arange(chunk_size, dtype=np.float64) / action_rate_hz
+    retimed = None
+    sp_phase = ep.meta.get(SETPOINT_PHASE)
+    if ep.label_chunks is None and demo_timing == "cruising" and isinstance(sp_phase, np.ndarray) and ep.phase_names:
+        retimed = cruising_chunks(
+            t, ep.joint_pos, ep.t_setpoint, ep.setpoints, sp_phase, offsets, ep.phase_names, IGNORED_PHASES
+        )
     if ep.label_chunks is not None:
         chunks = _label_chunks(ep, chunk_size, action_rate_hz)
+    elif retimed is not None:
+        chunks = retimed[0]
     else:
         chunk_times = t[:, None] + offsets[None, :]
         chunks = interpolate_setpoints(ep.t_setpoint, ep.setpoints, chunk_times)
@@ -361,7 +381,6 @@ def frame_targets(
         last = np.searchsorted(t, end, side="right")
         csum = np.concatenate([[0], np.cumsum(ignored)])
         weight = (csum[last] - csum[np.arange(len(t))] == 0).astype(np.float32)
-        sp_phase = ep.meta.get(SETPOINT_PHASE)
         if isinstance(sp_phase, np.ndarray) and sp_phase.shape == ep.t_setpoint.shape:
             # ... or any setpoint commanded inside that window is (the push itself is no expert behaviour).
             codes = np.array([n in IGNORED_PHASES for n in ep.phase_names], bool)
@@ -371,6 +390,8 @@ def frame_targets(
             lo = np.searchsorted(ep.t_setpoint, t, side="left")
             hi = np.searchsorted(ep.t_setpoint, end, side="right")
             weight *= (scum[hi] - scum[lo] == 0).astype(np.float32)
+        if retimed is not None:
+            weight *= retimed[1].astype(np.float32)
     return FrameTargets(chunks=chunks, horizon_frames=horizon_frames, gate=gate, weight=weight)
 
 

@@ -4,9 +4,9 @@ The student keeps the teacher's action space, cameras, task names (and embedding
 thresholds, so it is a drop-in checkpoint for `export bundle`; its `training` block names the teacher's sha256
 and every distillation setting. The losses are `distill_losses.py`. Labels come from the teacher on the fly
 (fresh noise every step: an unbounded supply of reflow pairs), on the demonstration frames and, with DAgger
-rounds, on frames the student itself visits in the simulator (`sim demos --bundle`, run as a subprocess: export
-cannot import the simulator). Output folder: as `train` writes (config + weights, training_state.pt for
-`--resume`, the log, the loss curve) plus PROVENANCE.md.
+rounds, on frames the student itself visits in the simulator (`sim dagger --bundle`: the student's bundle drives
+the simulated rig, run as a subprocess: export cannot import the simulator). Output folder: as `train` writes
+(config + weights, training_state.pt for `--resume`, the log, the loss curve) plus PROVENANCE.md.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from export.learning.trainer import (
 from harmowam_edge.bundle.composition import blend, blend_weights, decide
 
 Say = Callable[[str], None]
-# (student checkpoint dir, output folder, task, episodes, first seed) -> a `sim demos` folder of the student's own
-# rollouts. The default builds the student's bundle and runs `harmowam-edge sim demos --bundle` in a subprocess.
+# (student checkpoint dir, output folder, task, episodes, first seed) -> a demo-format folder of the student's own
+# rollouts. The default builds the student's bundle and runs `harmowam-edge sim dagger --bundle` in a subprocess.
 Rollout = Callable[[Path, Path, str, int, int], None]
 OBJECTIVE = (
     "predictive expert: direct regression of the student's K-step Euler output onto the teacher's N-step "
@@ -320,7 +320,9 @@ def _runtime_blend(pred: torch.Tensor, react: torch.Tensor, gate: torch.Tensor, 
 
 def sim_rollout(checkpoint: Path, out: Path, task: str, episodes: int, seed: int) -> None:
     """The student's own rollouts in the simulator: its FP32 bundle through the real export path, then
-    `harmowam-edge sim demos --bundle` in a subprocess (export may not import the simulator)."""
+    `harmowam-edge sim dagger --bundle` in a subprocess (export may not import the simulator). The student's
+    policy drives (not the scripted expert, as `sim demos --bundle` would: those are the expert's states); the
+    teacher labels the recorded frames during distillation."""
     import shutil
 
     from export.bundle import build_bundle
@@ -329,7 +331,7 @@ def sim_rollout(checkpoint: Path, out: Path, task: str, episodes: int, seed: int
     shutil.rmtree(out, ignore_errors=True)  # an interrupted round's partial rollouts
     build_bundle(checkpoint, bundle, precision="fp32", force=True)
     cmd = [
-        sys.executable, "-m", "harmowam_edge.cli", "sim", "demos", "--bundle", str(bundle), "--task", task,
+        sys.executable, "-m", "harmowam_edge.cli", "sim", "dagger", "--bundle", str(bundle), "--task", task,
         "--episodes", str(episodes), "--seed", str(seed), "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -132,6 +132,7 @@ class TrainingSet:
         tasks: Sequence[str] = (),
         val_fraction: float = 0.1,
         seed: int = 0,
+        demo_timing: str = "recorded",
     ) -> None:
         self.arch = arch
         self.space = space
@@ -181,7 +182,9 @@ class TrainingSet:
                         d = ep.depths[i]
                         assert d is not None
                         depths[i].append(_shrink_all(stem.shrink_depth, d).to(torch.float16).numpy())
-            tg = frame_targets(ep, arch.chunk_size, arch.action_rate_hz, arch.horizon, arch.horizon_dt_s)
+            tg = frame_targets(
+                ep, arch.chunk_size, arch.action_rate_hz, arch.horizon, arch.horizon_dt_s, demo_timing=demo_timing
+            )
             jp.append(ep.joint_pos)
             chunks.append(tg.chunks)
             hor.append(tg.horizon_frames + offset)

@@ -36,7 +36,7 @@ from export.config import DEFAULT_TASKS, Architecture, CheckpointConfig, Task
 from export.config import preset as get_preset
 from export.errors import ConfigError, DatasetError, OutputExistsError
 from export.learning.curves import write_loss_curve
-from export.learning.data import dataset_digest, iter_episodes
+from export.learning.data import DEMO_TIMINGS, dataset_digest, iter_episodes
 from export.learning.losses import LossWeights, PolicyModel, action_errors, ema_update, target_latents
 from export.learning.sampler import Batch, TrainingSet, seed_ranges
 from harmowam_edge.bundle.schema import ActionSpace, reference_action_space
@@ -71,6 +71,8 @@ class TrainOptions:
     # demonstrated setpoints, so the policy learns to steer back to the demonstration (DART-style) instead of
     # copying the state.
     state_noise: float = 0.0
+    # cruising: demonstrated moves re-timed to their peak speed, so a chunk depends on the state alone (`retime`)
+    demo_timing: str = "cruising"
     gate_labels: str = "phases"  # phases (the expert's phase where known) or accuracy (the nearer expert's chunk)
     tasks: tuple[str, ...] = DEFAULT_TASKS  # task names the checkpoint knows besides the data's
     losses: LossWeights = field(default_factory=LossWeights)
@@ -90,6 +92,8 @@ class TrainOptions:
             raise ConfigError(f"ema_momentum: expected 0 <= m < 1, got {self.ema_momentum}")
         if not (0.0 <= self.state_noise <= 1.0):
             raise ConfigError(f"--state-noise: expected a share of the state's std in 0..1, got {self.state_noise}")
+        if self.demo_timing not in DEMO_TIMINGS:
+            raise ConfigError(f"--demo-timing: expected {' or '.join(DEMO_TIMINGS)}, got {self.demo_timing!r}")
         if self.gate_labels not in ("phases", "accuracy"):
             raise ConfigError(f"--gate-labels: expected phases or accuracy, got {self.gate_labels!r}")
         if not (0.0 <= self.val_fraction < 1.0):
@@ -169,7 +173,13 @@ def load_training_set(
     arch = opts.architecture()
     space = action_space_for(_first_action_names(paths, mapping))
     ts = TrainingSet(
-        iter_episodes(paths, mapping), arch, space, tasks=opts.tasks, val_fraction=opts.val_fraction, seed=opts.seed
+        iter_episodes(paths, mapping),
+        arch,
+        space,
+        tasks=opts.tasks,
+        val_fraction=opts.val_fraction,
+        seed=opts.seed,
+        demo_timing=opts.demo_timing,
     )
     cfg = CheckpointConfig(
         architecture=arch,
@@ -642,6 +652,7 @@ def _training_block(
         "relative_actions": ts.arch.relative_actions,
         "state_noise": opts.state_noise,
         "gate_labels": opts.gate_labels,
+        "demo_timing": opts.demo_timing,
         "loss_weights": asdict(opts.losses),
         "final_losses": final,
         "val_initial": {k: round(v, 6) for k, v in val_history[0][1].items()} if val_history else {},

@@ -48,6 +48,14 @@ def train(
     state_noise: Annotated[
         float, typer.Option("--state-noise", help="Noise on the joint state the networks see (share of its std).")
     ] = 0.0,
+    demo_timing: Annotated[
+        str,
+        typer.Option(
+            "--demo-timing",
+            help="cruising (each demonstrated move re-timed to its peak speed: chunks depend on the state alone) "
+            "or recorded (as the expert sent them).",
+        ),
+    ] = "cruising",
     gate_labels: Annotated[
         str,
         typer.Option("--gate-labels", help="phases (the expert's phase labels) or accuracy (the nearer expert)."),
@@ -84,6 +92,7 @@ def train(
         relative_actions=actions == "relative",
         state_noise=state_noise,
         gate_labels=gate_labels,
+        demo_timing=demo_timing,
     )
     console = wide_console()
     if check:

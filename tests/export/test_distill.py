@@ -124,7 +124,7 @@ def test_resume_continues_and_refuses_another_teacher(student, teacher, demos, t
 
 
 def test_dagger_round_adds_the_students_rollouts_to_the_pool(teacher, demos, tmp_path):
-    """The round's bookkeeping: checkpoint, rollouts, pool, record. The rollout itself (`sim demos --bundle` in a
+    """The round's bookkeeping: checkpoint, rollouts, pool, record. The rollout itself (`sim dagger --bundle` in a
     subprocess, ~10 s of real-time MuJoCo per episode plus an export) is replaced by tiny episodes written in
     the same format; it is run for real by hand (docs/training.md)."""
     import torch

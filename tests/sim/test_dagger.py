@@ -103,6 +103,23 @@ def test_the_fingers_closing_on_the_cube_keep_closing(scene):
     assert label.chunk[-1, 6] < label.chunk[0, 6]
 
 
+def test_fingers_squeezing_the_cube_are_labelled_to_lift_now(scene):
+    """The fingers stop at the cube's width and stay there: the label must lift within the chunk, not wait for
+    closing that never ends."""
+    from harmowam_edge.sim.relabel import closing_time, relabel
+
+    world, ctx, *_ = scene
+    width = 2.0 * min(world.object_spec(ctx.task.object).size[:2])
+    assert closing_time(width - 0.0015, width) == 0.0  # squeezed
+    assert closing_time(width + 0.0005, width) > 0.0  # touching, not yet squeezing
+    f = _state(scene, success.grasp_point(ctx.object_start), width - 0.0015)
+    label = relabel(world, ctx, f, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("closing", "lift")
+    z = _tcp_z(scene, label.chunk)
+    assert z[-1] > z[0] + 2e-3  # up by millimetres within one chunk
+    assert np.all(label.chunk[:, 6] == 0.0)  # squeezing all the way
+
+
 def test_labels_start_at_speed_so_a_policy_at_rest_is_told_to_move() -> None:
     """A cruising segment starts at the minimum-jerk move's peak speed, only slows, and ends at rest on its goal;
     over one chunk it moves many times what the move from rest would (the stall a state-only policy learns)."""
