@@ -3,10 +3,10 @@
 Why: the networks see the joint state, not its velocity or how long a move has been going. The scripted
 expert's moves are minimum-jerk from rest, so the recorded chunk at the start of a move barely moves (~1 % of
 the way in a 0.25 s chunk) while the same still state later in that move is labelled "go". A policy trained on
-that creeps and stalls where it stands (teacher r3: 23 of 30 failed episodes ended in `approach`). Re-timed, a
-frame's chunk continues the demonstrated path from the setpoint being commanded at the move's own peak speed
-and slows to rest at the move's end (the quintic of `sim.relabel.cruising`), then goes on with the next moves
-the same way. The path (straight in joint space, as the expert plans it) is unchanged.
+that creeps and stalls where it stands (teacher r3: 22 of its 23 failures in 30 episodes ended in `approach`).
+Re-timed, a frame's chunk continues the demonstrated path from the setpoint being commanded at the move's own
+peak speed and slows to rest at the move's end (the quintic of `sim.relabel.cruising`), then goes on with the
+next moves the same way. The path (straight in joint space, as the expert plans it) is unchanged.
 
 Two rules keep the targets free of waits the policy cannot see: a pause with nothing commanded to move
 (`settle`) is skipped, and a grasp ends as soon as the measured fingers have come to rest squeezing something, so

@@ -95,7 +95,7 @@ def closing_time(g: float, contact: float) -> float:
 
     Why: the fingers stop at the object's width and stay there, so a wait computed from the opening alone never
     ends (every frame was labelled "close for 0.3 s more", longer than a chunk): the policy learnt to squeeze
-    and never lift (teacher r4: 10 of 20 episodes ended in `grasp`, the cube lifted 0-7 mm)."""
+    and never lift (teacher r4: 8 of 20 episodes ended in `grasp`, the cube lifted 0-7 mm)."""
     span = arm_desc.GRIPPER_MAX - contact
     left = (g - (contact - SQUEEZE)) / span if span > 0 else 0.0
     return planning.CLOSE_TIME * min(max(left, 0.0), 1.0)
