@@ -390,8 +390,8 @@ def frame_targets(
             lo = np.searchsorted(ep.t_setpoint, t, side="left")
             hi = np.searchsorted(ep.t_setpoint, end, side="right")
             weight *= (scum[hi] - scum[lo] == 0).astype(np.float32)
-        if retimed is not None:
-            weight *= retimed[1].astype(np.float32)
+    if retimed is not None:  # a move cut short by a push has no known end (with or without per-frame phases)
+        weight *= retimed[1].astype(np.float32)
     return FrameTargets(chunks=chunks, horizon_frames=horizon_frames, gate=gate, weight=weight)
 
 

@@ -156,6 +156,8 @@ def test_a_push_is_never_part_of_a_retimed_chunk() -> None:
     after = [f for f in _frames_in(ep, "approach") if ep.t_frame[f] > 1.3 + K / RATE]
     assert after
     assert np.all(tg.weight[after] == 1)
+    unphased = EpisodeData(**{**ep.__dict__, "phase": None})  # setpoint phases only: the same frames masked
+    assert np.all(frame_targets(unphased, K, RATE, 1, 0.1, demo_timing="cruising").weight[before] == 0)
     recorded = frame_targets(ep, K, RATE, 1, 0.1, demo_timing="recorded")
     assert recorded.weight[before[0]] == 1  # as recorded, the start of that move was a target
 
