@@ -16,6 +16,7 @@ steps.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from harmowam_edge.sim import arm as arm_desc
 from harmowam_edge.sim import planning, success
 from harmowam_edge.sim.planning import GRASP_CLOSED, LIFT_HEIGHT, IKSolver, JointTrajectory, Segment
+from harmowam_edge.sim.scene import SceneObject
 from harmowam_edge.sim.tasks import IDLE_PHASE, Task, phase_index
 from harmowam_edge.sim.world import SimWorld
 
@@ -84,10 +86,19 @@ def cruising(seg: Segment) -> Segment:
     return Segment(seg.q0, seg.q1, seg.g0, seg.g1, seg.duration, seg.label, v0=v0)
 
 
-def _contact_width(world: SimWorld, object_name: str) -> float:
-    """The opening at which closing fingers touch the object (a box across its narrower faces, a cylinder)."""
-    size = world.object_spec(object_name).size
-    return 2.0 * min(size[0], size[1])
+def contact_width(obj: SceneObject, object_quat: np.ndarray, closing_axis: np.ndarray) -> float:
+    """The opening at which fingers closing along `closing_axis` (world, in the table plane) touch the object.
+
+    Why the pose: a box gripped off its faces is wider along the fingers than across them (a 4 cm cube at 45°:
+    5.7 cm). Fingers resting on its corners counted as still closing towards the face width, every frame was
+    labelled "keep closing" and the lift never came (teacher r6: episodes ended in `grasp`, fingers at 45-53 mm).
+    """
+    if obj.kind != "box":
+        return 2.0 * float(obj.size[0])
+    w, x, y, z = (float(c) for c in object_quat)
+    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    rel = math.atan2(float(closing_axis[1]), float(closing_axis[0])) - yaw
+    return 2.0 * (obj.size[0] * abs(math.cos(rel)) + obj.size[1] * abs(math.sin(rel)))
 
 
 def closing_time(g: float, contact: float) -> float:
@@ -158,7 +169,8 @@ def expert_trajectory(
             q_grasp = ik.solve(arm, grasp, rot, q).q
             q_lift = ik.solve(arm, lift_point, rot, q_grasp).q
             if held and g < _open_enough(world, name):  # the fingers are closing on it: go on, then lift
-                wait = closing_time(g, _contact_width(world, name))
+                _, rot_now = ik.tcp_pose(arm, q)
+                wait = closing_time(g, contact_width(obj, quat, rot_now[:, 1]))
                 up = planning.timed_segment(q, q_lift, GRASP_CLOSED, GRASP_CLOSED, "lift", slow=True)
                 if wait > 0:
                     segs = [planning.pause(q, g, GRASP_CLOSED, wait, "grasp"), up]

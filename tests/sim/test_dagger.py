@@ -120,6 +120,47 @@ def test_fingers_squeezing_the_cube_are_labelled_to_lift_now(scene):
     assert np.all(label.chunk[:, 6] == 0.0)  # squeezing all the way
 
 
+def _turned(quat, angle):
+    """`quat` (w, x, y, z) turned by `angle` about the world z axis."""
+    c, s = np.cos(angle / 2), np.sin(angle / 2)
+    w, x, y, z = quat
+    return np.array([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w])
+
+
+def test_the_contact_width_follows_the_box_s_yaw_against_the_fingers() -> None:
+    from harmowam_edge.sim.relabel import contact_width
+    from harmowam_edge.sim.scene import SceneObject
+
+    cube = SceneObject("c", "box", (0.02, 0.02, 0.02), (1, 0, 0, 1))
+    bar = SceneObject("b", "box", (0.01, 0.03, 0.02), (1, 0, 0, 1))
+    can = SceneObject("k", "cylinder", (0.025, 0.01), (1, 0, 0, 1))
+    level = np.array([1.0, 0.0, 0.0, 0.0])
+    x_axis = np.array([1.0, 0.0, 0.0])
+    assert contact_width(cube, level, x_axis) == pytest.approx(0.04)
+    assert contact_width(cube, _turned(level, np.pi / 4), x_axis) == pytest.approx(0.04 * np.sqrt(2))
+    assert contact_width(cube, _turned(level, np.pi / 2), x_axis) == pytest.approx(0.04)
+    assert contact_width(bar, level, x_axis) == pytest.approx(0.02)  # across its narrow faces
+    assert contact_width(bar, level, np.array([0.0, 1.0, 0.0])) == pytest.approx(0.06)
+    assert contact_width(can, _turned(level, 0.7), x_axis) == pytest.approx(0.05)  # round: its diameter
+
+
+def test_fingers_resting_on_a_turned_cube_are_labelled_to_lift_now(scene):
+    """Fingers at 53 mm have not reached a face-on cube's 40 mm (keep closing), but they rest squeezed on the
+    same cube turned 30° against them (55 mm across): lift now."""
+    import dataclasses
+
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    f = _state(scene, success.grasp_point(ctx.object_start), 0.053)
+    face_on = relabel(world, ctx, f, K, RATE)
+    assert (face_on.situation, PHASE_NAMES[face_on.phase]) == ("closing", "grasp")
+    turned = dataclasses.replace(f, object_quat=_turned(f.object_quat, np.radians(30)))
+    label = relabel(world, ctx, turned, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("closing", "lift")
+    assert _tcp_z(scene, label.chunk)[-1] > _tcp_z(scene, label.chunk)[0] + 2e-3
+
+
 def test_labels_start_at_speed_so_a_policy_at_rest_is_told_to_move() -> None:
     """A cruising segment starts at the minimum-jerk move's peak speed, only slows, and ends at rest on its goal;
     over one chunk it moves many times what the move from rest would (the stall a state-only policy learns)."""
