@@ -35,6 +35,7 @@ from export.checkpoint import (
 from export.config import DEFAULT_TASKS, Architecture, CheckpointConfig, Task
 from export.config import preset as get_preset
 from export.errors import ConfigError, DatasetError, OutputExistsError
+from export.learning.augment import shift_batch
 from export.learning.curves import write_loss_curve
 from export.learning.data import DEMO_TIMINGS, dataset_digest, iter_episodes
 from export.learning.losses import LossWeights, PolicyModel, action_errors, ema_update, target_latents
@@ -71,6 +72,7 @@ class TrainOptions:
     # demonstrated setpoints, so the policy learns to steer back to the demonstration (DART-style) instead of
     # copying the state.
     state_noise: float = 0.0
+    image_shift: int = 0  # pixels of random shift of the model-size frames (`augment`); 0: none
     # cruising: demonstrated moves re-timed to their peak speed, so a chunk depends on the state alone (`retime`)
     demo_timing: str = "cruising"
     gate_labels: str = "phases"  # phases (the expert's phase where known) or accuracy (the nearer expert's chunk)
@@ -92,6 +94,8 @@ class TrainOptions:
             raise ConfigError(f"ema_momentum: expected 0 <= m < 1, got {self.ema_momentum}")
         if not (0.0 <= self.state_noise <= 1.0):
             raise ConfigError(f"--state-noise: expected a share of the state's std in 0..1, got {self.state_noise}")
+        if not isinstance(self.image_shift, int) or not 0 <= self.image_shift <= 16:
+            raise ConfigError(f"--image-shift: expected whole pixels in 0..16, got {self.image_shift!r}")
         if self.demo_timing not in DEMO_TIMINGS:
             raise ConfigError(f"--demo-timing: expected {' or '.join(DEMO_TIMINGS)}, got {self.demo_timing!r}")
         if self.gate_labels not in ("phases", "accuracy"):
@@ -547,6 +551,7 @@ def train(
             if opts.state_noise > 0:
                 jitter = torch.randn(b.joint_pos.shape, generator=gen).to(device) * proprio_std * opts.state_noise
                 b = replace(b, joint_pos=b.joint_pos + jitter)
+            b = shift_batch(b, opts.image_shift, gen)
             noise = torch.randn(len(index), a.chunk_size, len(ts.action_names), generator=gen).to(device)
             flow_t = torch.rand(len(index), generator=gen).to(device)
             losses = ddp(b, target_latents(ema, b, a.horizon), noise, flow_t)
@@ -651,6 +656,7 @@ def _training_block(
         "horizon_dt_s": ts.arch.horizon_dt_s,
         "relative_actions": ts.arch.relative_actions,
         "state_noise": opts.state_noise,
+        "image_shift": opts.image_shift,
         "gate_labels": opts.gate_labels,
         "demo_timing": opts.demo_timing,
         "loss_weights": asdict(opts.losses),

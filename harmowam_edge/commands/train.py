@@ -48,6 +48,10 @@ def train(
     state_noise: Annotated[
         float, typer.Option("--state-noise", help="Noise on the joint state the networks see (share of its std).")
     ] = 0.0,
+    image_shift: Annotated[
+        int,
+        typer.Option("--image-shift", help="Random shift of the training frames in model pixels (0: none)."),
+    ] = 0,
     demo_timing: Annotated[
         str,
         typer.Option(
@@ -91,6 +95,7 @@ def train(
         image=image,
         relative_actions=actions == "relative",
         state_noise=state_noise,
+        image_shift=image_shift,
         gate_labels=gate_labels,
         demo_timing=demo_timing,
     )
