@@ -2,8 +2,9 @@
 
 Between the scheduler's target and the wire, per action dimension (joints in rad, gripper in m):
 1. reject a non-finite target, or one outside the valid range (the bundle's action space: what the policy may
-   output) by more than `range_tolerance` of the joint's range (counted; the previous accepted target stays in
-   force); clamp the rest into the enforced limits (a rig or firmware may be tighter than the action space);
+   output) by more than `range_tolerance` of the joint's range, a gripper's by more than
+   `gripper_range_tolerance` (counted; the previous accepted target stays in force); clamp the rest into the
+   enforced limits (a rig or firmware may be tighter than the action space);
 2. limit velocity and acceleration, braking-aware (the command never runs past a target it cannot stop at);
    during the ramp-in after `start` the velocity limit grows from `ramp_in_floor` to 1× over `ramp_in_s`;
 3. keep the command within `max_step` of the measured position (the arm is not dragged), moving it at most the
@@ -139,9 +140,11 @@ class SafetyConfig:
     # The measured state (control.measurement): beyond the limits by more than this fraction of the range is a
     # fault; so is a move faster than jump_speed_factor x the velocity limit, plus jump_tolerance of the range.
     measured_range_tolerance: float = 0.05
-    # A gripper's opening past its range by this share is a fault. Wider than the joints': fingers pushed against
-    # their stops read a few mm past them (seen on the simulated rig: 84.0 mm on an 80 mm gripper, which stopped
-    # a sound run), and a reading there commands nothing (the gripper's setpoint is clamped anyway).
+    # A gripper's opening past its range by this share is a fault, and a gripper target past it is rejected.
+    # Wider than the joints': fingers pushed against their stops read a few mm past them (seen on the simulated
+    # rig: 84.0 mm on an 80 mm gripper, which stopped a sound run), and a policy that learnt "closed" = 0 mm
+    # overshoots it by a few mm (-2.3 mm, teacher r6); such a target means "close", is clamped to the stop, and
+    # the fingers' force limit governs the squeeze. Rejecting it froze the arm where it first closed (issue 12).
     gripper_range_tolerance: float = 0.25
     jump_speed_factor: float = 2.0
     jump_tolerance: float = 0.02
@@ -187,14 +190,24 @@ class SafetyFilter:
     """Per-tick filter. `start()` once with the measured pose, then `step()` every control period."""
 
     def __init__(
-        self, limits: JointLimits, config: SafetyConfig | None = None, valid: JointLimits | None = None
+        self,
+        limits: JointLimits,
+        config: SafetyConfig | None = None,
+        valid: JointLimits | None = None,
+        grippers: Sequence[bool] | None = None,
     ) -> None:
-        """`limits`: enforced on every command. `valid`: the range a target may have at all (default: `limits`)."""
+        """`limits`: enforced on every command. `valid`: the range a target may have at all (default: `limits`).
+        `grippers`: per dimension, whether it is a gripper's opening (its targets get `gripper_range_tolerance`)."""
         self.limits = limits
         self.valid = valid or limits
         if self.valid.names != limits.names:
             raise SafetyError(f"valid range is for {self.valid.names}, the limits for {limits.names}")
         self.config = config or SafetyConfig()
+        g = tuple(grippers) if grippers is not None else (False,) * limits.size
+        if len(g) != limits.size:
+            raise SafetyError(f"grippers: expected {limits.size} flags, got {len(g)}")
+        share = np.where(g, self.config.gripper_range_tolerance, self.config.range_tolerance)
+        self._target_tol = share * self.valid.range
         self.counters = SafetyCounters()
         self.max_step = limits.max_velocity * self.config.tracking_horizon_s
         self._cmd: np.ndarray | None = None
@@ -244,7 +257,7 @@ class SafetyFilter:
         if not np.isfinite(t).all():
             bad = [lim.names[i] for i in range(lim.size) if not math.isfinite(t[i])]
             return f"non-finite target for {', '.join(bad)}"
-        tol = self.config.range_tolerance * lim.range
+        tol = self._target_tol
         out = [
             f"{lim.names[i]}={t[i]:.4f} outside [{lim.lower[i]:.4f}, {lim.upper[i]:.4f}]"
             for i in range(lim.size)

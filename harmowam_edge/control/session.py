@@ -188,8 +188,9 @@ class Session:
         self.open_arms(safety_cfg.state_timeout_s)
         limits = self.compose_limits()
         space = ctx.manifest.action_space
-        ctx.safety = SafetyFilter(limits, safety_cfg, valid=JointLimits.from_action_space(space))
         where, units, jump_checked = arm_labels(space.arms, [link.port for link in ctx.links])
+        grippers = [d.kind == "gripper" for d in space.dims]
+        ctx.safety = SafetyFilter(limits, safety_cfg, valid=JointLimits.from_action_space(space), grippers=grippers)
         guard = MeasurementGuard(limits, safety_cfg, where, units, jump_checked)
         p = ctx.manifest.policy
         ctx.scheduler = ChunkScheduler(

@@ -28,7 +28,16 @@ import harmowam_edge
 from harmowam_edge.bundle.loader import LoadedBundle, load_bundle
 from harmowam_edge.bundle.schema import Manifest
 from harmowam_edge.cameras.frames import CameraHealth, Frame
-from harmowam_edge.control.loop import RECORDING_ENDED, Rig, RunInfo, RunObserver, RunOptions, TickRecord, run_policy
+from harmowam_edge.control.loop import (
+    RECORDING_ENDED,
+    Rig,
+    RunEvent,
+    RunInfo,
+    RunObserver,
+    RunOptions,
+    TickRecord,
+    run_policy,
+)
 from harmowam_edge.control.safety import SafetyConfig
 from harmowam_edge.errors import ConfigError, HarmowamError
 from harmowam_edge.policy.policy import ActionChunk
@@ -87,6 +96,9 @@ class EpisodeOutcome:
     verdict: str  # the predicate's line at the end
     chunks_made: int = 0
     stale_chunks: int = 0
+    # Chunks the safety filter refused (an action out of range, non-finite): the arm holds while they come.
+    rejected_chunks: int = 0
+    first_rejection: str | None = None
     ticks_per_mode: dict[str, int] = field(default_factory=dict)
     switches: list[dict[str, Any]] = field(default_factory=list)
     video: str | None = None
@@ -150,6 +162,8 @@ class EvalObserver(RunObserver):
         self.last: success.Verdict | None = None
         self.ticks: dict[int, int] = {}
         self.chunks: list[tuple[int, float, str]] = []  # (index, t_obs, mode)
+        self.rejected = 0
+        self.first_rejection: str | None = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,6 +184,12 @@ class EvalObserver(RunObserver):
 
     def on_chunk(self, chunk: ActionChunk, frames: Sequence[Frame]) -> None:
         self.chunks.append((chunk.index, chunk.t_obs, str(chunk.mode)))
+
+    def on_event(self, event: RunEvent) -> None:
+        if event.kind == "chunk_rejected":
+            self.rejected += 1
+            if self.first_rejection is None:
+                self.first_rejection = event.message
 
     def on_end(self, summary: Any) -> None:
         self._stop.set()
@@ -294,6 +314,8 @@ def run_eval_episode(
         verdict=verdict.why,
         chunks_made=int(stats.get("made", 0)),
         stale_chunks=int(stats.get("stale", 0)),
+        rejected_chunks=judge.rejected,
+        first_rejection=judge.first_rejection,
         ticks_per_mode=per_mode,
         switches=switches,
         video=None if written is None else str(written),
@@ -363,6 +385,8 @@ def summarize(outcomes: Sequence[EpisodeOutcome], label: str) -> dict[str, Any]:
         "faulted": sum(o.faulted for o in mine),
         "chunks_made": sum(o.chunks_made for o in mine),
         "stale_chunks": sum(o.stale_chunks for o in mine),
+        "rejected_chunks": sum(o.rejected_chunks for o in mine),
+        "episodes_with_rejections": sum(o.rejected_chunks > 0 for o in mine),
         "gate": {
             "share_of_ticks": eval_stats.mode_shares(ticks),
             "switches": len(switches),

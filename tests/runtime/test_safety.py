@@ -214,3 +214,26 @@ def test_an_encoder_offset_does_not_yank_the_setpoint() -> None:
     assert abs(cmd[0] - prev[0]) <= 2.0 * DT + 1e-12
     # Without a measurement the hold brakes on the commands alone.
     assert f.hold(None, 51 * DT)[0] == pytest.approx(cmd[0], abs=2.0 * DT)
+
+
+def test_a_gripper_target_a_few_mm_past_closed_is_clamped_not_rejected() -> None:
+    """A policy that learnt "closed" = 0 mm overshoots it (-2.3 mm): that target means "close". Rejected, it
+    froze the arm where the fingers first closed (every later chunk carried it); a joint keeps its 2 %."""
+    grippers = [False] * 6 + [True]
+    f = SafetyFilter(LIM, SafetyConfig(control_period_s=DT, ramp_in_s=0.0), grippers=grippers)
+    cmd = f.start(np.append(np.zeros(6), 0.04), 0.0)
+    target = np.append(np.full(6, 0.1), -0.0023)
+    assert f.check_target(target) is None
+    for i in range(1, 400):
+        cmd = f.step(target, cmd, i * DT)
+    assert cmd[6] == pytest.approx(0.0)  # clamped to the stop
+    assert cmd[:6] == pytest.approx(np.full(6, 0.1))
+    assert f.counters.rejected_out_of_range == 0
+    assert f.check_target(np.append(np.zeros(6), -0.03)) is not None  # 30 mm past closed: nonsense, rejected
+    joint_past = np.append(np.full(6, 0.0), 0.04)
+    joint_past[1] = LIM.lower[1] - 0.03 * (LIM.upper[1] - LIM.lower[1])
+    assert "joint_2" in (f.check_target(joint_past) or "")  # the joints keep their 2 %
+    plain = SafetyFilter(LIM, SafetyConfig(control_period_s=DT, ramp_in_s=0.0))
+    assert plain.check_target(target) is not None  # without the flags every dimension has the joints' 2 %
+    with pytest.raises(SafetyError, match="grippers"):
+        SafetyFilter(LIM, grippers=[True])
