@@ -548,7 +548,17 @@ def _print_eval_table(report: dict[str, object]) -> None:
     from rich.table import Table
 
     table = Table(title=f"sim eval: {report['task']} in scene {report['scene']}, seeds {report['seeds']}")
-    for col in ("bundle", "success", "rate [Wilson 95%]", "time to success p50", "stale", "faults", "gate", "video"):
+    for col in (
+        "bundle",
+        "success",
+        "rate [Wilson 95%]",
+        "time to success p50",
+        "stale",
+        "rejected",
+        "faults",
+        "gate",
+        "video",
+    ):
         table.add_column(col)
     bundles = report["bundles"]
     assert isinstance(bundles, list)
@@ -562,6 +572,7 @@ def _print_eval_table(report: dict[str, object]) -> None:
             f"{b['success_rate']:.0%} [{lo:.0%}, {hi:.0%}]",
             "-" if tts is None else f"{tts:.1f} s",
             str(b["stale_chunks"]),
+            str(b.get("rejected_chunks", 0)),
             str(b["faulted"]),
             shares,
             b["failure_video"] or "-",

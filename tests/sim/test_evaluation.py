@@ -109,6 +109,25 @@ def test_sim_eval_cli_runs_a_bundle_and_writes_a_well_formed_report(nano_bundle,
         assert b["failure_video"] is not None
         assert (out / b["failure_video"].split("/")[-1]).exists()
     assert "sim eval: pick_red_cube" in captured.out
+    assert b["rejected_chunks"] == ep["rejected_chunks"] >= 0
+    assert (ep["first_rejection"] is None) == (ep["rejected_chunks"] == 0)
+
+
+def test_the_eval_observer_counts_refused_chunks_and_keeps_the_first_reason():
+    """A chunk the safety filter refused leaves the arm holding: the report must say how many and why."""
+    from types import SimpleNamespace
+
+    from harmowam_edge.control.run_types import RunEvent
+    from harmowam_edge.sim.evaluation import EvalObserver
+    from harmowam_edge.sim.tasks import parse_task
+
+    world = SimpleNamespace(object_pose=lambda name: (np.zeros(3), np.array([1.0, 0, 0, 0])))
+    obs = EvalObserver(SimpleNamespace(world=world), parse_task("pick_red_cube"), 0, None)  # type: ignore[arg-type]
+    obs.on_event(RunEvent(1.0, "chunk_stale", "chunk 3: late"))
+    obs.on_event(RunEvent(1.1, "chunk_rejected", "chunk 4, action 0: out of range: gripper=-0.03"))
+    obs.on_event(RunEvent(1.2, "chunk_rejected", "chunk 5, action 2: out of range: joint_1=3.5"))
+    assert obs.rejected == 2
+    assert obs.first_rejection == "chunk 4, action 0: out of range: gripper=-0.03"
 
 
 def test_sim_eval_refuses_training_seeds_and_unknown_scenes(nano_bundle, tmp_path, capsys):
