@@ -572,7 +572,7 @@ def _print_eval_table(report: dict[str, object]) -> None:
             f"{b['success_rate']:.0%} [{lo:.0%}, {hi:.0%}]",
             "-" if tts is None else f"{tts:.1f} s",
             str(b["stale_chunks"]),
-            str(b.get("rejected_chunks", 0)),
+            str(b["rejected_chunks"]),
             str(b["faulted"]),
             shares,
             b["failure_video"] or "-",

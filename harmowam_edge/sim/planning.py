@@ -242,10 +242,15 @@ class TaskPlan:
     place_position: np.ndarray | None = None  # TCP at the release (pick_and_place)
 
 
+def object_yaw(object_quat: np.ndarray) -> float:
+    """The heading (rotation about world z) of an object's pose quaternion (w, x, y, z)."""
+    w, x, y, z = (float(c) for c in object_quat)
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
 def grasp_yaw(object_quat: np.ndarray, current_yaw: float) -> float:
     """The closing-axis yaw for a top-down grasp: across the object's faces, nearest to the current wrist yaw."""
-    w, x, y, z = object_quat
-    obj_yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    obj_yaw = object_yaw(object_quat)
     candidates = [obj_yaw + k * math.pi / 2 for k in range(-4, 5)]
     return min(candidates, key=lambda a: abs(math.atan2(math.sin(a - current_yaw), math.cos(a - current_yaw))))
 

@@ -95,9 +95,7 @@ def contact_width(obj: SceneObject, object_quat: np.ndarray, closing_axis: np.nd
     """
     if obj.kind != "box":
         return 2.0 * float(obj.size[0])
-    w, x, y, z = (float(c) for c in object_quat)
-    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-    rel = math.atan2(float(closing_axis[1]), float(closing_axis[0])) - yaw
+    rel = math.atan2(float(closing_axis[1]), float(closing_axis[0])) - planning.object_yaw(object_quat)
     return 2.0 * (obj.size[0] * abs(math.cos(rel)) + obj.size[1] * abs(math.sin(rel)))
 
 
