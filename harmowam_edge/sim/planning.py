@@ -178,27 +178,33 @@ class Segment:
     # continues that motion instead of commanding a stop first: the quintic keeps position, velocity and zero
     # acceleration at both ends.
     v0: np.ndarray | None = None
+    gv0: float | None = None  # the gripper's, likewise (m/s)
 
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
         """Position, velocity and gripper opening at time t into the segment."""
         if self.duration <= 0:
             return self.q1.copy(), np.zeros_like(self.q1), self.g1
         s = min(max(t / self.duration, 0.0), 1.0)
-        blend = 10 * s**3 - 15 * s**4 + 6 * s**5
-        dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
-        g = self.g0 + (self.g1 - self.g0) * blend
+        if self.gv0 is None:
+            g = self.g0 + (self.g1 - self.g0) * (10 * s**3 - 15 * s**4 + 6 * s**5)
+        else:
+            g = self.g0 + float(_from_speed(np.float64(self.g1 - self.g0), np.float64(self.gv0), self.duration, s)[0])
         if self.v0 is None:
-            q = self.q0 + (self.q1 - self.q0) * blend
-            v = (self.q1 - self.q0) * dblend
-            return q, v, g
-        tt, big_t = s * self.duration, self.duration
-        d = self.q1 - self.q0
-        c3 = (10 * d - 6 * self.v0 * big_t) / big_t**3
-        c4 = (-15 * d + 8 * self.v0 * big_t) / big_t**4
-        c5 = (6 * d - 3 * self.v0 * big_t) / big_t**5
-        q = self.q0 + self.v0 * tt + c3 * tt**3 + c4 * tt**4 + c5 * tt**5
-        v = self.v0 + 3 * c3 * tt**2 + 4 * c4 * tt**3 + 5 * c5 * tt**4
-        return q, v, g
+            blend = 10 * s**3 - 15 * s**4 + 6 * s**5
+            dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
+            return self.q0 + (self.q1 - self.q0) * blend, (self.q1 - self.q0) * dblend, g
+        dq, v = _from_speed(self.q1 - self.q0, self.v0, self.duration, s)
+        return self.q0 + dq, v, g
+
+
+def _from_speed(d: np.ndarray, v0: np.ndarray, duration: float, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offset and velocity at time share `s` of the quintic that covers `d` in `duration`, starting at speed `v0`
+    (zero acceleration) and ending at rest."""
+    tt, big_t = s * duration, duration
+    c3 = (10 * d - 6 * v0 * big_t) / big_t**3
+    c4 = (-15 * d + 8 * v0 * big_t) / big_t**4
+    c5 = (6 * d - 3 * v0 * big_t) / big_t**5
+    return v0 * tt + c3 * tt**3 + c4 * tt**4 + c5 * tt**5, v0 + 3 * c3 * tt**2 + 4 * c4 * tt**3 + 5 * c5 * tt**4
 
 
 @dataclass(frozen=True)

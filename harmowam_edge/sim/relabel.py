@@ -79,11 +79,14 @@ def cruising(seg: Segment) -> Segment:
     been moving cannot be learnt. A plan from rest moves ~1 % of the way in one 0.25 s chunk; a policy trained on
     such labels stalls wherever it is (each chunk a crawl, the next state again "at rest"). Started at speed,
     the label is a function of the state and the goal alone: move towards the goal, slowing only near it.
+    The gripper likewise: from rest, a reopening after a missed grasp moved the fingers ~1 mm per chunk, and
+    every frame was planned from rest again (teacher r7: fingers shut 7 cm from the cube stayed shut for 15 s).
     """
     if seg.duration <= 0:
         return seg
     v0 = 1.875 * (seg.q1 - seg.q0) / seg.duration
-    return Segment(seg.q0, seg.q1, seg.g0, seg.g1, seg.duration, seg.label, v0=v0)
+    gv0 = 1.875 * (seg.g1 - seg.g0) / seg.duration
+    return Segment(seg.q0, seg.q1, seg.g0, seg.g1, seg.duration, seg.label, v0=v0, gv0=gv0)
 
 
 def contact_width(obj: SceneObject, object_quat: np.ndarray, closing_axis: np.ndarray) -> float:
@@ -150,7 +153,7 @@ def expert_trajectory(
                 above = f.tcp + np.array([0.0, 0.0, LIFT_HEIGHT])
                 q_up = ik.solve(arm, above, rot, q).q
                 segs = [
-                    planning.pause(q, g, open_g, planning.CLOSE_TIME if held else 0.0, "release"),
+                    cruising(planning.pause(q, g, open_g, planning.CLOSE_TIME if held else 0.0, "release")),
                     planning.timed_segment(q, q_up, open_g, open_g, "retreat", slow=True),
                 ]
                 return JointTrajectory(tuple(segs)), "placed"
@@ -171,18 +174,20 @@ def expert_trajectory(
                 wait = closing_time(g, contact_width(obj, quat, rot_now[:, 1]))
                 up = planning.timed_segment(q, q_lift, GRASP_CLOSED, GRASP_CLOSED, "lift", slow=True)
                 if wait > 0:
-                    segs = [planning.pause(q, g, GRASP_CLOSED, wait, "grasp"), up]
+                    segs = [cruising(planning.pause(q, g, GRASP_CLOSED, wait, "grasp")), up]
                 else:  # squeezing it: lift now, at speed (as `cruising` says why)
                     segs = [cruising(up)]
                 return finish(segs, q_lift, rot, grasp, f.object_pos), "closing"
             if g >= _open_enough(world, name):  # on the way down: descend from here (never back up first)
-                segs = []
                 if float(np.linalg.norm(f.tcp - grasp)) > AT_POINT:
-                    segs.append(from_state(q_grasp, open_g, "descend", slow=True))
-                    q_at, g_at = q_grasp, open_g
-                else:
-                    q_at, g_at = q, g
-                segs.append(planning.pause(q_at, g_at, GRASP_CLOSED, planning.CLOSE_TIME, "grasp"))
+                    segs = [
+                        from_state(q_grasp, open_g, "descend", slow=True),
+                        planning.pause(q_grasp, open_g, GRASP_CLOSED, planning.CLOSE_TIME, "grasp"),
+                    ]
+                    q_at = q_grasp
+                else:  # there: close from this state, at speed
+                    segs = [cruising(planning.pause(q, g, GRASP_CLOSED, planning.CLOSE_TIME, "grasp"))]
+                    q_at = q
                 segs.append(planning.timed_segment(q_at, q_lift, GRASP_CLOSED, GRASP_CLOSED, "lift", slow=True))
                 return finish(segs, q_lift, rot, grasp, f.object_pos), "descend"
     # Everything else, a missed grasp included (fingers closed on nothing: plan_task opens them on the way up to

@@ -90,7 +90,9 @@ def test_a_missed_grasp_is_labelled_to_open_the_gripper(scene):
     label = relabel(world, ctx, f, K, RATE)
     assert label.situation == "missed"
     assert PHASE_NAMES[label.phase] == "approach"
-    assert label.chunk[-1, 6] > label.chunk[0, 6] + 1e-3  # opening
+    # Opening at speed: ~18 mm in one chunk. From rest it was ~1 mm, replanned from rest again at every frame,
+    # and a policy that learnt it kept its fingers shut.
+    assert label.chunk[-1, 6] > 0.012
 
 
 def test_the_fingers_closing_on_the_cube_keep_closing(scene):
@@ -100,7 +102,17 @@ def test_the_fingers_closing_on_the_cube_keep_closing(scene):
     f = _state(scene, success.grasp_point(ctx.object_start), 0.05)
     label = relabel(world, ctx, f, K, RATE)
     assert (label.situation, PHASE_NAMES[label.phase]) == ("closing", "grasp")
-    assert label.chunk[-1, 6] < label.chunk[0, 6]
+    assert label.chunk[-1, 6] < 0.05 - 0.004  # at speed, not the ~0.3 mm a close from rest makes in a chunk
+
+
+def test_fingers_open_at_the_grasp_point_are_labelled_to_close_at_speed(scene):
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    f = _state(scene, success.grasp_point(ctx.object_start), arm_desc.GRIPPER_MAX)
+    label = relabel(world, ctx, f, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("descend", "grasp")
+    assert label.chunk[-1, 6] < arm_desc.GRIPPER_MAX - 0.012
 
 
 def test_fingers_squeezing_the_cube_are_labelled_to_lift_now(scene):
@@ -180,6 +192,24 @@ def test_labels_start_at_speed_so_a_policy_at_rest_is_told_to_move() -> None:
     moved_fast = np.linalg.norm(fast.sample(chunk_s)[0] - q0)
     moved_rest = np.linalg.norm(seg.sample(chunk_s)[0] - q0)
     assert moved_fast > 3 * moved_rest
+
+
+def test_the_gripper_label_starts_at_speed_too() -> None:
+    """A reopening after a missed grasp: the fingers move at speed from the first sample and end at rest, open."""
+    from harmowam_edge.sim.relabel import cruising
+
+    q = np.zeros(6)
+    seg = planning.timed_segment(q, q, 0.0, arm_desc.GRIPPER_MAX, "approach")
+    fast = cruising(seg)
+    times = np.linspace(0.0, seg.duration, 200)
+    g = np.array([fast.sample(t)[2] for t in times])
+    assert np.all(np.diff(g) >= 0.0)  # only opens
+    steps = np.diff(g) / np.diff(times)
+    assert np.all(np.diff(steps) <= 1e-9)  # never speeds up
+    assert float(steps[0]) <= planning.GRIPPER_VELOCITY + 1e-9
+    assert fast.sample(seg.duration)[2] == pytest.approx(arm_desc.GRIPPER_MAX, abs=1e-9)
+    chunk_s = (K - 1) / RATE
+    assert fast.sample(chunk_s)[2] > 10 * seg.sample(chunk_s)[2]
 
 
 def test_sim_dagger_refuses_evaluation_seeds(tmp_path, capsys):
