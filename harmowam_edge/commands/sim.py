@@ -556,6 +556,7 @@ def _print_eval_table(report: dict[str, object]) -> None:
         "stale",
         "rejected",
         "faults",
+        "failures shut (p50 miss)",
         "gate",
         "video",
     ):
@@ -566,6 +567,8 @@ def _print_eval_table(report: dict[str, object]) -> None:
         lo, hi = b["wilson95"]
         tts = b["time_to_success"]["median_s"]
         shares = ", ".join(f"{m} {v:.0%}" for m, v in b["gate"]["share_of_ticks"].items()) or "-"
+        g = b["grasps"]
+        miss = g["first_miss_xy_m_p50"]
         table.add_row(
             b["label"],
             f"{b['successes']}/{b['episodes']}",
@@ -574,6 +577,7 @@ def _print_eval_table(report: dict[str, object]) -> None:
             str(b["stale_chunks"]),
             str(b["rejected_chunks"]),
             str(b["faulted"]),
+            f"{g['failures_that_closed']}/{g['failures']}" + ("" if miss is None else f" ({100 * miss:.1f} cm)"),
             shares,
             b["failure_video"] or "-",
         )

@@ -43,6 +43,7 @@ from harmowam_edge.errors import ConfigError, HarmowamError
 from harmowam_edge.policy.policy import ActionChunk
 from harmowam_edge.sim import eval_stats, planning, seeds, success
 from harmowam_edge.sim.expert import choose_arm
+from harmowam_edge.sim.grasps import GraspAttempt, GraspTracker, attempt_summary
 from harmowam_edge.sim.loop_expert import SIM_STATE_TIMEOUT_S, _clear_estops
 from harmowam_edge.sim.rig import SimRig, open_sim_rig
 from harmowam_edge.sim.scene import check_scene
@@ -102,9 +103,11 @@ class EpisodeOutcome:
     ticks_per_mode: dict[str, int] = field(default_factory=dict)
     switches: list[dict[str, Any]] = field(default_factory=list)
     video: str | None = None
+    grasp_attempts: list[GraspAttempt] = field(default_factory=list)  # where the fingers closed (`grasps`)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["grasp_attempts"] = [a.to_dict() for a in self.grasp_attempts]
         d["duration_s"] = round(self.duration_s, 3)
         if self.time_to_success_s is not None:
             d["time_to_success_s"] = round(self.time_to_success_s, 3)
@@ -164,6 +167,7 @@ class EvalObserver(RunObserver):
         self.chunks: list[tuple[int, float, str]] = []  # (index, t_obs, mode)
         self.rejected = 0
         self.first_rejection: str | None = None
+        self.grasps = GraspTracker(task.object)
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,12 +207,19 @@ class EvalObserver(RunObserver):
                 f = self.facts()
                 self.last = success.judge_task(self.task.kind, f)
                 self.timeline.append((now, success.task_stage(self.task.kind, f)))
+                self._track_grasps(now, f.tcp)
                 if self.last.success and self.t_success is None:
                     self.t_success = now
                     self.camera.end(SUCCESS_MESSAGE)
                 self._stop.wait(1.0 / JUDGE_HZ)
         except Exception as e:  # the run goes on to its budget; the episode is reported as failed
             self.error = e
+
+    def _track_grasps(self, now: float, tcp: np.ndarray) -> None:
+        world = self.rig.world
+        opening = self.rig.plants[self.acting].measure().gripper
+        objects = {name: world.object_pose(name)[0] for name in world.objects}
+        self.grasps.update(now - (self.t_start if self.t_start is not None else now), opening, tcp, objects)
 
     def stage_at(self, t: float) -> str:
         i = bisect.bisect_right([x for x, _ in self.timeline], t) - 1
@@ -319,6 +330,7 @@ def run_eval_episode(
         ticks_per_mode=per_mode,
         switches=switches,
         video=None if written is None else str(written),
+        grasp_attempts=list(judge.grasps.attempts),
     )
 
 
@@ -394,6 +406,7 @@ def summarize(outcomes: Sequence[EpisodeOutcome], label: str) -> dict[str, Any]:
             "switches_by_stage": eval_stats.merge_counts([{s["stage"]: 1} for s in switches]),
         },
         "final_stage": eval_stats.merge_counts([{o.stage: 1} for o in mine]),
+        "grasps": attempt_summary([(o.success, o.grasp_attempts) for o in mine]),
         "failure_video": next((o.video for o in mine if o.video), None),
     }
 

@@ -111,6 +111,9 @@ def test_sim_eval_cli_runs_a_bundle_and_writes_a_well_formed_report(nano_bundle,
     assert "sim eval: pick_red_cube" in captured.out
     assert b["rejected_chunks"] == ep["rejected_chunks"] >= 0
     assert (ep["first_rejection"] is None) == (ep["rejected_chunks"] == 0)
+    assert b["grasps"]["failures"] == (0 if ep["success"] else 1)
+    assert b["grasps"]["attempts_per_episode"] == len(ep["grasp_attempts"])
+    assert all(set(a) == {"t_s", "target", "offset_m", "nearest", "reopened"} for a in ep["grasp_attempts"])
 
 
 def test_the_eval_observer_counts_refused_chunks_and_keeps_the_first_reason():
@@ -128,6 +131,33 @@ def test_the_eval_observer_counts_refused_chunks_and_keeps_the_first_reason():
     obs.on_event(RunEvent(1.2, "chunk_rejected", "chunk 5, action 2: out of range: joint_1=3.5"))
     assert obs.rejected == 2
     assert obs.first_rejection == "chunk 4, action 0: out of range: gripper=-0.03"
+
+
+def test_the_judge_records_where_the_fingers_shut_from_the_world_s_ground_truth():
+    """Fingers shut at home, far from the cube: one attempt, measured against the real layout's objects."""
+    from types import SimpleNamespace
+
+    from harmowam_edge.sim import arm as arm_desc
+    from harmowam_edge.sim.evaluation import EvalObserver
+    from harmowam_edge.sim.plant import MujocoPlant
+    from harmowam_edge.sim.tasks import parse_task
+    from harmowam_edge.sim.world import SimWorld
+
+    world = SimWorld(arms=1, seed=100_000)
+    rig = SimpleNamespace(world=world, plants=[MujocoPlant(world, 0)])
+    obs = EvalObserver(rig, parse_task("pick_red_cube"), 0, None)  # type: ignore[arg-type]
+    obs.t_start = 10.0
+    obs._track_grasps(10.5, world.tcp_position(0))  # open at home: nothing yet
+    assert obs.grasps.attempts == []
+    world.reset(100_000, arm_poses=[(np.asarray(arm_desc.HOME), 0.0)])
+    tcp = world.tcp_position(0)
+    obs._track_grasps(11.0, tcp)
+    (a,) = obs.grasps.attempts
+    cube, _ = world.object_pose("red_cube")
+    assert a.t_s == pytest.approx(1.0)
+    assert a.offset_m == pytest.approx(tuple(tcp - cube))
+    dists = {n: float(np.hypot(*(tcp[:2] - world.object_pose(n)[0][:2]))) for n in world.objects}
+    assert a.nearest == min(dists, key=dists.get)
 
 
 def test_sim_eval_refuses_training_seeds_and_unknown_scenes(nano_bundle, tmp_path, capsys):
