@@ -15,7 +15,7 @@ import numpy as np
 from firmware_bridge import protocol as p
 from firmware_bridge.framing import FrameDecoder
 from firmware_bridge.limiter import step_reference, stopping_point
-from firmware_bridge.plant import Plant
+from firmware_bridge.plant import Plant, PlantState
 from firmware_bridge.protocol import ArmMode, FaultBits, MsgType, NackReason
 from firmware_bridge.sim_config import SimArmConfig
 
@@ -79,6 +79,7 @@ class FirmwareCore:
         self._t_ctrl = now
         self._next_state = now
         self._events = FaultBits.NONE
+        self._sample: tuple[float, PlantState] | None = None
         self._watchdog_off_latched = False
         self._rx_errors_seen = 0
         self.frames_rx = 0
@@ -139,7 +140,12 @@ class FirmwareCore:
         return bits
 
     def _state(self, now: float, reply: bool) -> bytes:
-        m = self.plant.measure()
+        # One encoder sample per firmware instant: a reply and a periodic STATE stamped with the same time carry
+        # the same positions. The simulated plant moves on its own physics thread, which catches up in bursts
+        # after a stall; two reads at one time stamp then showed the host a jump "in 0.0 ms", a measurement fault.
+        if self._sample is None or self._sample[0] != now:
+            self._sample = (now, self.plant.measure())
+        m = self._sample[1]
         msg = p.State(
             firmware_time_us=int((now - self.boot_time) * 1e6),
             last_command_seq=self.last_command_seq,
