@@ -185,12 +185,12 @@ class Segment:
         if self.duration <= 0:
             return self.q1.copy(), np.zeros_like(self.q1), self.g1
         s = min(max(t / self.duration, 0.0), 1.0)
+        blend = 10 * s**3 - 15 * s**4 + 6 * s**5
         if self.gv0 is None:
-            g = self.g0 + (self.g1 - self.g0) * (10 * s**3 - 15 * s**4 + 6 * s**5)
+            g = self.g0 + (self.g1 - self.g0) * blend
         else:
             g = self.g0 + float(_from_speed(np.float64(self.g1 - self.g0), np.float64(self.gv0), self.duration, s)[0])
         if self.v0 is None:
-            blend = 10 * s**3 - 15 * s**4 + 6 * s**5
             dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
             return self.q0 + (self.q1 - self.q0) * blend, (self.q1 - self.q0) * dblend, g
         dq, v = _from_speed(self.q1 - self.q0, self.v0, self.duration, s)
