@@ -26,6 +26,7 @@ from harmowam_edge.bundle.schema import ActionSpace, CameraSpec
 
 STD_FLOOR_FRACTION = 0.01  # a dimension's std is at least this share of its limit range (a joint that never moves)
 OFFSET_FLOOR_FRACTION = 0.002  # the same for setpoint offsets (a 0.25 s chunk moves a joint a few hundredths)
+REOPEN_FRACTION = 0.1  # a label opening the fingers by this share of their range within the chunk reopens them
 
 
 def task_embedding(name: str, dim: int) -> tuple[float, ...]:
@@ -40,6 +41,20 @@ def task_embedding(name: str, dim: int) -> tuple[float, ...]:
         total += np.random.default_rng(seed).standard_normal(dim)
     total /= max(float(np.linalg.norm(total)), 1e-12)
     return tuple(float(x) for x in total)
+
+
+def reopening_frames(joint_pos: np.ndarray, chunks: np.ndarray, space: ActionSpace) -> np.ndarray:
+    """bool [T]: frames whose label opens the fingers (a missed grasp's retry, a release after placing).
+
+    Why they matter: fingers half open above the table look, to the state, like fingers holding the cube (whose
+    label squeezes), and a teacher that shut its fingers beside the cube opened and closed them by turns for the
+    rest of the episode. These frames are few among the many where shut fingers rightly stay shut.
+    """
+    out = np.zeros(len(joint_pos), bool)
+    for i, d in enumerate(space.dims):
+        if d.kind == "gripper":
+            out |= chunks[:, :, i].max(axis=1) - joint_pos[:, i] >= REOPEN_FRACTION * d.range
+    return out
 
 
 def camera_specs(ep: EpisodeData) -> tuple[CameraSpec, ...]:
@@ -133,7 +148,9 @@ class TrainingSet:
         val_fraction: float = 0.1,
         seed: int = 0,
         demo_timing: str = "recorded",
+        reopen_weight: float = 1.0,
     ) -> None:
+        """`reopen_weight`: `reopening_frames` are drawn this many times as often as the others."""
         self.arch = arch
         self.space = space
         self.action_names = tuple(d.name for d in space.dims)
@@ -231,6 +248,9 @@ class TrainingSet:
         self.val_index = np.flatnonzero(is_val & usable)
         if len(self.train_index) == 0:
             raise DatasetError("--data: no training frames left (every frame held out or masked)")
+        self.reopening = reopening_frames(self.joint_pos, self.chunks, space)
+        p = np.where(self.reopening[self.train_index], reopen_weight, 1.0)
+        self.train_p = None if reopen_weight == 1.0 else p / p.sum()
         train_eps = ~np.isin(np.arange(n_ep), list(val_eps))
         if arch.relative_actions:  # the experts' outputs are offsets from the state: their statistics
             rows = self.train_index
@@ -270,7 +290,9 @@ class TrainingSet:
         )
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
-        return rng.choice(self.train_index, size=batch_size, replace=len(self.train_index) < batch_size)
+        if self.train_p is None:
+            return rng.choice(self.train_index, size=batch_size, replace=len(self.train_index) < batch_size)
+        return rng.choice(self.train_index, size=batch_size, p=self.train_p)
 
     def validation_index(self, limit: int, seed: int = 0) -> np.ndarray:
         """A fixed subset of the held-out frames (the same every evaluation)."""

@@ -76,6 +76,7 @@ class TrainOptions:
     # cruising: demonstrated moves re-timed to their peak speed, so a chunk depends on the state alone (`retime`)
     demo_timing: str = "cruising"
     gate_labels: str = "phases"  # phases (the expert's phase where known) or accuracy (the nearer expert's chunk)
+    reopen_weight: float = 1.0  # frames whose label reopens shut fingers are drawn this many times as often
     tasks: tuple[str, ...] = DEFAULT_TASKS  # task names the checkpoint knows besides the data's
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -94,6 +95,8 @@ class TrainOptions:
             raise ConfigError(f"ema_momentum: expected 0 <= m < 1, got {self.ema_momentum}")
         if not (0.0 <= self.state_noise <= 1.0):
             raise ConfigError(f"--state-noise: expected a share of the state's std in 0..1, got {self.state_noise}")
+        if not (1.0 <= self.reopen_weight <= 100.0):
+            raise ConfigError(f"--reopen-weight: expected a factor in 1..100, got {self.reopen_weight}")
         if not isinstance(self.image_shift, int) or not 0 <= self.image_shift <= 16:
             raise ConfigError(f"--image-shift: expected whole pixels in 0..16, got {self.image_shift!r}")
         if self.demo_timing not in DEMO_TIMINGS:
@@ -184,6 +187,7 @@ def load_training_set(
         val_fraction=opts.val_fraction,
         seed=opts.seed,
         demo_timing=opts.demo_timing,
+        reopen_weight=opts.reopen_weight,
     )
     cfg = CheckpointConfig(
         architecture=arch,
@@ -213,7 +217,8 @@ def describe_data(paths: Sequence[str | Path], opts: TrainOptions, mapping: str 
         f"episodes: {ts.episodes} ({len(ts.val_episodes)} held out, {len(ts.skipped_failed)} failed ones skipped)",
         (
             f"frames: {ts.frames} ({len(ts.train_index)} training, {len(ts.val_index)} held out, "
-            f"{int(np.sum(ts.weight == 0))} no target: a push or idle inside the chunk)"
+            f"{int(np.sum(ts.weight == 0))} no target: a push or idle inside the chunk, "
+            f"{int(np.sum(ts.reopening))} reopening shut fingers)"
         ),
         f"cameras: {', '.join(f'{c.name} {c.describe()}' for c in ts.cameras)}",
         f"tasks: {', '.join(f'{t} x{n}' for t, n in sorted(counts.items()))}",
@@ -658,6 +663,8 @@ def _training_block(
         "state_noise": opts.state_noise,
         "image_shift": opts.image_shift,
         "gate_labels": opts.gate_labels,
+        "reopen_weight": opts.reopen_weight,
+        "reopening_frames": int(np.sum(ts.reopening)),
         "demo_timing": opts.demo_timing,
         "loss_weights": asdict(opts.losses),
         "final_losses": final,

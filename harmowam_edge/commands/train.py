@@ -64,6 +64,13 @@ def train(
         str,
         typer.Option("--gate-labels", help="phases (the expert's phase labels) or accuracy (the nearer expert)."),
     ] = "phases",
+    reopen_weight: Annotated[
+        float,
+        typer.Option(
+            "--reopen-weight",
+            help="Draw frames whose label reopens shut fingers (a missed grasp's retry) this many times as often.",
+        ),
+    ] = 1.0,
     mapping: Annotated[Path | None, typer.Option("--mapping", help="LeRobot feature mapping file.")] = None,
     init: Annotated[
         Path | None,
@@ -98,6 +105,7 @@ def train(
         image_shift=image_shift,
         gate_labels=gate_labels,
         demo_timing=demo_timing,
+        reopen_weight=reopen_weight,
     )
     console = wide_console()
     if check:

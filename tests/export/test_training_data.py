@@ -170,3 +170,35 @@ def test_the_goal_target_is_where_the_expert_grasps_and_the_loss_uses_it(tmp_pat
     assert abs(gate_loss(1.0) - gate_loss(0.0)) > 1e-3
     model.gate_from_phases = False
     assert gate_loss(1.0) == gate_loss(0.0)
+
+
+def test_frames_that_reopen_shut_fingers_are_found_and_drawn_more_often(tmp_path: Path) -> None:
+    """--reopen-weight: a missed grasp's retry (fingers shut, label opening them) is drawn that many times as often."""
+    import dataclasses
+
+    from export.config import PRESETS
+    from export.learning.sampler import TrainingSet, reopening_frames
+
+    space = reference_action_space(1)
+    state = np.zeros((5, 7), np.float32)
+    state[:, 6] = [0.0, 0.0, 0.038, 0.038, 0.08]  # shut, shut, holding a 4 cm cube twice, open
+    chunks = np.repeat(state[:, None, :], 12, axis=1)
+    chunks[0, -1, 6] = 0.03  # opens 30 mm within the chunk
+    chunks[1, -1, 6] = 0.004  # a crawl: 4 mm
+    chunks[2, -1, 6] = 0.08  # a release
+    chunks[3, -1, 6] = 0.0  # squeezes on
+    assert reopening_frames(state, chunks, space).tolist() == [True, False, True, False, False]
+
+    eps = read_sim_episodes(write_demos(tmp_path / "d", episodes=3))
+    shut = eps[0].joint_pos.copy()
+    shut[:, 6] = 0.0  # the demos' setpoints keep the fingers open at 80 mm: every frame of episode 0 reopens
+    eps[0] = dataclasses.replace(eps[0], joint_pos=shut)
+    share = {}
+    for w in (1.0, 5.0):
+        ts = TrainingSet(eps, PRESETS["nano"], space, val_fraction=0.0, reopen_weight=w)
+        assert ts.reopening.sum() == (ts.episode == 0).sum()  # the frames of episode 0, and only those
+        drawn = np.concatenate([ts.sample(np.random.default_rng(i), 64) for i in range(40)])
+        share[w] = float(np.mean(ts.episode[drawn] == 0))
+    base = float(np.mean(ts.episode[ts.train_index] == 0))
+    assert abs(share[1.0] - base) < 0.06
+    assert abs(share[5.0] - 5 * base / (5 * base + 1 - base)) < 0.06
