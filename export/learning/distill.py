@@ -76,6 +76,9 @@ class DistillOptions:
     dagger_episodes: int = 10  # rollouts per round
     dagger_task: str | None = None  # None: the data's first task
     dagger_seed: int = 90_000  # first rollout seed (a training seed: `sim demos` takes 0..99999)
+    # The student starts from the teacher's weights (its architecture must be the teacher's but for the flow
+    # steps): only the K-step flow is left to learn, where a student from scratch needs the teacher's whole run.
+    from_teacher: bool = False
     weights: DistillWeights = field(default_factory=DistillWeights)
 
     def validate(self) -> None:
@@ -138,6 +141,18 @@ def student_architecture(
     )
     arch.validate("student architecture")
     return arch
+
+
+def _start_from_teacher(student: PolicyModel, teacher: PolicyModel, arch: Architecture, t: Architecture) -> None:
+    """`--from-teacher`: the four exported networks take the teacher's weights (flow steps are no weights)."""
+    if replace(arch, flow_steps=t.flow_steps) != t:
+        raise ConfigError(
+            f"--from-teacher: the student ({arch.preset}, {arch.image_width}x{arch.image_height}) must be the "
+            f"teacher's architecture ({t.preset}, {t.image_width}x{t.image_height}) but for --flow-steps; "
+            "give the teacher's --preset and --image"
+        )
+    for name in ("world_model", "gate", "reactive_expert", "predictive_expert"):
+        getattr(student, name).load_state_dict(getattr(teacher, name).state_dict())
 
 
 def student_config(arch: Architecture, teacher: CheckpointConfig, seed: int) -> CheckpointConfig:
@@ -410,9 +425,11 @@ def distill(
 
     torch.manual_seed(to.seed)
     student = PolicyModel(build_networks(cfg)).to(device)
+    teacher_model = PolicyModel(teacher_ck.networks).to(device).eval()
+    if opts.from_teacher:
+        _start_from_teacher(student, teacher_model, arch, tcfg.architecture)
     student.requires_grad_(True)
     student.train()
-    teacher_model = PolicyModel(teacher_ck.networks).to(device).eval()
     projection = LatentProjection(arch, tcfg.architecture).to(device)
     trainable = _Trainable(student, projection)
     ema = copy.deepcopy(student.world_model).eval().requires_grad_(False)
@@ -599,6 +616,7 @@ def _distillation_block(
             "teacher_flow_steps": t.architecture.flow_steps,
             "teacher_training": {k: t.training.get(k) for k in ("data", "steps", "seed")} if t.training else None,
             "flow_steps": arch.flow_steps,
+            "from_teacher": opts.from_teacher,
             "objective": OBJECTIVE,
             "weights": asdict(opts.weights),
             "projection": {

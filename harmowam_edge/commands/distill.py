@@ -52,6 +52,13 @@ def distill(
     image: Annotated[
         str | None, typer.Option("--image", help="Student input WIDTHxHEIGHT instead of the preset's (e.g. 128x96).")
     ] = None,
+    from_teacher: Annotated[
+        bool,
+        typer.Option(
+            "--from-teacher",
+            help="Start the student from the teacher's weights (same preset and image; fewer flow steps).",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out.")] = False,
 ) -> None:
     """Distil a trained teacher into a student: latents, both experts (K-step flow) and the gate learn the teacher's."""
@@ -77,6 +84,7 @@ def distill(
         dagger_episodes=dagger_episodes,
         dagger_task=dagger_task,
         dagger_seed=dagger_seed,
+        from_teacher=from_teacher,
     )
     console = wide_console()
     result = run_distill(

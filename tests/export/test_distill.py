@@ -71,6 +71,28 @@ def test_distilled_student_acts_closer_to_the_teacher_than_an_undistilled_one(st
     assert after["gate"] < 0.75 * before["gate"]
 
 
+def test_a_student_from_the_teachers_weights_starts_where_the_teacher_is(teacher, demos, tmp_path):
+    """--from-teacher: at step 0 the reactive expert and the gate are the teacher's; only the cut flow differs."""
+    from export.errors import ConfigError
+    from export.learning.distill import distill
+
+    result = distill(
+        teacher, [demos], tmp_path / "s", _opts(steps=2, flow_steps=1, from_teacher=True), progress=False,
+        say=lambda _m: None,
+    )  # fmt: skip
+    f0 = result.training["fidelity_initial"]
+    assert f0["reactive"] < 1e-5
+    assert f0["gate"] < 1e-5
+    assert f0["predictive"] == pytest.approx(f0["teacher_cut_to_k"], rel=1e-4)
+    assert f0["predictive"] > 1e-3
+    assert result.training["distillation"]["from_teacher"] is True
+    with pytest.raises(ConfigError, match=r"--from-teacher: the student .* must be the teacher's architecture"):
+        distill(
+            teacher, [demos], tmp_path / "n", _opts(steps=2, from_teacher=True), student_arch=_narrow(),
+            progress=False, say=lambda _m: None,
+        )  # fmt: skip
+
+
 def test_one_step_student_flow_vs_the_teachers_own_steps(student, teacher):
     """K = 1: the student's one Euler step against the teacher's N-step integration from the same noise."""
     from export.checkpoint import load_checkpoint
