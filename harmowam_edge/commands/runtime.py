@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from harmowam_edge.bundle.loader import LoadedBundle
     from harmowam_edge.bundle.schema import Manifest
     from harmowam_edge.cameras.frames import CameraSource
+    from harmowam_edge.sim.judge import TaskJudge
+    from harmowam_edge.sim.rig import SimRig
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 BUSES = ("feetech", "dynamixel")
@@ -49,6 +51,24 @@ def _close_arms(arms: list[str | ArmClient]) -> None:
     for a in arms:
         if not isinstance(a, str):
             a.close()
+
+
+def _sim_task_judge(rig: SimRig, task: str) -> TaskJudge | None:
+    """`run --sim`: a judge of the task from the sim's ground truth, so the summary says whether it was done."""
+    from harmowam_edge.errors import ConfigError
+    from harmowam_edge.sim.expert import choose_arm
+    from harmowam_edge.sim.judge import TaskJudge
+    from harmowam_edge.sim.tasks import parse_task
+
+    try:
+        t = parse_task(task)
+    except ConfigError:  # a task of another robot's data: the loop runs, there is nothing to judge it by
+        _echo(f"task {task}: the simulator has no success predicate for it; the run is not judged")
+        return None
+    if t.object not in rig.world.objects:
+        _echo(f"task {task}: the scene has no {t.object}; the run is not judged")
+        return None
+    return TaskJudge(rig, t, choose_arm(rig, t.object))
 
 
 def _task(bundle: LoadedBundle, task: str | None) -> str:
@@ -222,6 +242,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--untrained chooses the demo policy of --sim without --bundle: drop one of the two")
         loaded = _load(bundle, backend, precision, threads)
         observers: list[RunObserver] = []
+        judge: TaskJudge | None = None
         with contextlib.ExitStack() as stack:
             stack.callback(loaded.close)
             manifest = loaded.manifest
@@ -246,6 +267,9 @@ def register(app: typer.Typer) -> None:
                     )
                 )
                 _echo(sim_rig.describe())
+                judge = _sim_task_judge(sim_rig, name_task)
+                if judge is not None:
+                    observers.append(judge)
                 # Open servo-bus arms are closed by the loop; the callback covers a failure before it starts.
                 sim_arms = sim_rig.arm_handles(SIM_STATE_TIMEOUT_S)
                 stack.callback(_close_arms, sim_arms)
@@ -318,6 +342,8 @@ def register(app: typer.Typer) -> None:
             if status is not None:
                 status.close()
         _print_summary(summary)
+        if judge is not None:
+            _echo(judge.describe())
         if stats is not None:
             _echo(f"wrote {stats}")
         if record is not None:

@@ -9,13 +9,11 @@ time budget ends it. Bundles are interleaved seed by seed. A faulted episode is 
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import dataclasses
 import datetime as dt
 import json
 import platform
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +30,6 @@ from harmowam_edge.control.loop import (
     RECORDING_ENDED,
     Rig,
     RunEvent,
-    RunInfo,
     RunObserver,
     RunOptions,
     TickRecord,
@@ -44,6 +41,7 @@ from harmowam_edge.policy.policy import ActionChunk
 from harmowam_edge.sim import eval_stats, planning, seeds, success
 from harmowam_edge.sim.expert import choose_arm
 from harmowam_edge.sim.grasps import GraspAttempt, GraspTracker, attempt_summary
+from harmowam_edge.sim.judge import TaskJudge
 from harmowam_edge.sim.loop_expert import SIM_STATE_TIMEOUT_S, _clear_estops
 from harmowam_edge.sim.rig import SimRig, open_sim_rig
 from harmowam_edge.sim.scene import check_scene
@@ -52,7 +50,6 @@ from harmowam_edge.sim.tasks import Task, parse_task
 REPORT_FORMAT = "harmowam-sim-eval"
 REPORT_VERSION = 1
 DEFAULT_BUDGET_S = 20.0
-JUDGE_HZ = 20.0
 SUCCESS_MESSAGE = "episode over: the task's success predicate holds"
 
 
@@ -150,37 +147,18 @@ class EpisodeCamera:
         self._ended = message
 
 
-class EvalObserver(RunObserver):
-    """Judges the episode from ground truth (own thread, `JUDGE_HZ`), and counts ticks per chunk and modes."""
+class EvalObserver(TaskJudge):
+    """Judges the episode (`TaskJudge`: it ends on the first success), tracks grasp attempts, and counts ticks
+    per chunk and modes."""
 
     def __init__(self, rig: SimRig, task: Task, acting: int, camera: EpisodeCamera) -> None:
-        self.rig = rig
-        self.task = task
-        self.acting = acting
+        super().__init__(rig, task, acting, on_success=lambda: camera.end(SUCCESS_MESSAGE))
         self.camera = camera
-        self.obj_start, _ = rig.world.object_pose(task.object)
-        self.t_start: float | None = None
-        self.t_success: float | None = None
-        self.timeline: list[tuple[float, str]] = []  # (host time, stage)
-        self.last: success.Verdict | None = None
         self.ticks: dict[int, int] = {}
         self.chunks: list[tuple[int, float, str]] = []  # (index, t_obs, mode)
         self.rejected = 0
         self.first_rejection: str | None = None
         self.grasps = GraspTracker(task.object)
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def facts(self) -> success.WorldFacts:
-        world = self.rig.world
-        obj_now, _ = world.object_pose(self.task.object)
-        return success.WorldFacts(self.obj_start, obj_now, world.tcp_position(self.acting), world.goal_position())
-
-    def on_start(self, info: RunInfo) -> None:
-        self.t_start = info.t_start
-        self._thread = threading.Thread(target=self._run, name="sim-eval-judge", daemon=True)
-        self._thread.start()
 
     def on_tick(self, tick: TickRecord) -> None:
         if tick.sent and tick.chunk_index >= 0:
@@ -195,35 +173,11 @@ class EvalObserver(RunObserver):
             if self.first_rejection is None:
                 self.first_rejection = event.message
 
-    def on_end(self, summary: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                f = self.facts()
-                self.last = success.judge_task(self.task.kind, f)
-                self.timeline.append((now, success.task_stage(self.task.kind, f)))
-                self._track_grasps(now, f.tcp)
-                if self.last.success and self.t_success is None:
-                    self.t_success = now
-                    self.camera.end(SUCCESS_MESSAGE)
-                self._stop.wait(1.0 / JUDGE_HZ)
-        except Exception as e:  # the run goes on to its budget; the episode is reported as failed
-            self.error = e
-
-    def _track_grasps(self, now: float, tcp: np.ndarray) -> None:
+    def observe(self, now: float, facts: success.WorldFacts) -> None:
         world = self.rig.world
         opening = self.rig.plants[self.acting].measure().gripper
         objects = {name: world.object_pose(name)[0] for name in world.objects}
-        self.grasps.update(now - (self.t_start if self.t_start is not None else now), opening, tcp, objects)
-
-    def stage_at(self, t: float) -> str:
-        i = bisect.bisect_right([x for x, _ in self.timeline], t) - 1
-        return self.timeline[max(i, 0)][1] if self.timeline else "approach"
+        self.grasps.update(now - (self.t_start if self.t_start is not None else now), opening, facts.tcp, objects)
 
 
 def run_eval_episode(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -198,6 +199,8 @@ def test_run_sim_closes_the_loop_and_films_it(nano_bundle, tmp_path, capsys):
     said = out + err  # progress lines go to stderr, the summary to stdout
     assert "simulated rig (MuJoCo" in said
     assert "duration reached" in said
+    # The summary judges the task from the sim's ground truth: an untrained policy does not do it in 2 s.
+    assert re.search(r"task \w+: NOT DONE \(ended in stage \w+: ", said), said
     assert f"wrote {video}" in said
     assert video.stat().st_size > 1000
 

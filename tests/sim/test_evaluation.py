@@ -147,11 +147,11 @@ def test_the_judge_records_where_the_fingers_shut_from_the_world_s_ground_truth(
     rig = SimpleNamespace(world=world, plants=[MujocoPlant(world, 0)])
     obs = EvalObserver(rig, parse_task("pick_red_cube"), 0, None)  # type: ignore[arg-type]
     obs.t_start = 10.0
-    obs._track_grasps(10.5, world.tcp_position(0))  # open at home: nothing yet
+    obs.observe(10.5, obs.facts())  # open at home: nothing yet
     assert obs.grasps.attempts == []
     world.reset(100_000, arm_poses=[(np.asarray(arm_desc.HOME), 0.0)])
     tcp = world.tcp_position(0)
-    obs._track_grasps(11.0, tcp)
+    obs.observe(11.0, obs.facts())
     (a,) = obs.grasps.attempts
     cube, _ = world.object_pose("red_cube")
     assert a.t_s == pytest.approx(1.0)
