@@ -138,8 +138,11 @@ policy: setup
 	   for r in (json.load(open(p)) for p in sys.argv[1:]) for b in r["bundles"]]' \
 	  $(foreach s,$(POLICY_SCENES),$(POLICY_OUT)/eval-$(s)/report.json)
 
+# The layout `make demo` shows: an evaluation seed on which the shipped student, its FP16 and INT8 bundles and its
+# teacher all picked the cube in `sim eval` (it does so on about half of unseen layouts; DEMO_SEED=N for another).
+DEMO_SEED ?= 100015
 demo: setup
-	$(HE) run --sim --duration 20
+	$(HE) run --sim --duration 20 --seed $(DEMO_SEED)
 
 clean:
 	rm -rf $(BENCH_OUT) .pytest_cache .ruff_cache .mypy_cache firmware_bridge/firmware/build
