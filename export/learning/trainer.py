@@ -76,7 +76,7 @@ class TrainOptions:
     # cruising: demonstrated moves re-timed to their peak speed, so a chunk depends on the state alone (`retime`)
     demo_timing: str = "cruising"
     gate_labels: str = "phases"  # phases (the expert's phase where known) or accuracy (the nearer expert's chunk)
-    reopen_weight: float = 1.0  # frames whose label reopens shut fingers are drawn this many times as often
+    reopen_weight: float = 1.0  # frames whose label opens the fingers are drawn this many times as often
     tasks: tuple[str, ...] = DEFAULT_TASKS  # task names the checkpoint knows besides the data's
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -218,7 +218,7 @@ def describe_data(paths: Sequence[str | Path], opts: TrainOptions, mapping: str 
         (
             f"frames: {ts.frames} ({len(ts.train_index)} training, {len(ts.val_index)} held out, "
             f"{int(np.sum(ts.weight == 0))} no target: a push or idle inside the chunk, "
-            f"{int(np.sum(ts.reopening))} reopening shut fingers)"
+            f"{int(np.sum(ts.reopening))} opening the fingers)"
         ),
         f"cameras: {', '.join(f'{c.name} {c.describe()}' for c in ts.cameras)}",
         f"tasks: {', '.join(f'{t} x{n}' for t, n in sorted(counts.items()))}",

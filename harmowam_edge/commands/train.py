@@ -68,7 +68,7 @@ def train(
         float,
         typer.Option(
             "--reopen-weight",
-            help="Draw frames whose label reopens shut fingers (a missed grasp's retry) this many times as often.",
+            help="Draw frames whose label opens the fingers (a missed grasp's retry) this many times as often.",
         ),
     ] = 1.0,
     mapping: Annotated[Path | None, typer.Option("--mapping", help="LeRobot feature mapping file.")] = None,

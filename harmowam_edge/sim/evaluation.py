@@ -153,7 +153,6 @@ class EvalObserver(TaskJudge):
 
     def __init__(self, rig: SimRig, task: Task, acting: int, camera: EpisodeCamera) -> None:
         super().__init__(rig, task, acting, on_success=lambda: camera.end(SUCCESS_MESSAGE))
-        self.camera = camera
         self.ticks: dict[int, int] = {}
         self.chunks: list[tuple[int, float, str]] = []  # (index, t_obs, mode)
         self.rejected = 0

@@ -83,7 +83,9 @@ class TaskJudge(RunObserver):
         if self.t_success is not None:
             t0 = self.t_start if self.t_start is not None else self.t_success
             return f"task {self.task.name}: DONE at {self.t_success - t0:.1f} s (its success predicate held)"
-        f = self.facts()
-        verdict = self.last or success.judge_task(self.task.kind, f)
-        stage = success.task_stage(self.task.kind, f)
+        if self.last is not None and self.timeline:  # the last judgement: the rig may be closed by now
+            verdict, stage = self.last, self.timeline[-1][1]
+        else:
+            f = self.facts()
+            verdict, stage = success.judge_task(self.task.kind, f), success.task_stage(self.task.kind, f)
         return f"task {self.task.name}: NOT DONE (ended in stage {stage}: {verdict.why})"
