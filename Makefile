@@ -12,7 +12,7 @@ PRECISION ?= fp32
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: help setup system-deps test test-python test-firmware lint format bench export demo policy clean
+.PHONY: help setup system-deps test test-python test-firmware lint format bench export demo policy student clean
 
 help:
 	@echo "make demo     set up, build the demo bundle, run the simulated rig for ~20 s"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench    benchmarks: tables on screen, JSON under $(BENCH_OUT)/"
 	@echo "make export CKPT=dir OUT=bundle [PRECISION=fp32|fp16|int8] [CALIB=recording|npz-dir]"
 	@echo "make policy  demos -> train a teacher -> bundle -> sim eval in 4 scenes -> table (POLICY_* below)"
+	@echo "make student make policy, then distill -> FP32/FP16/INT8 student -> sim eval vs the teacher (STUDENT_*)"
 
 # System libraries the Python wheels load at run time (pyrealsense2: libusb; MuJoCo headless: EGL + Mesa).
 SYSTEM_LIBS := libusb-1.0.so.0 libEGL.so.1
@@ -75,6 +76,21 @@ bench: setup
 	  $(HE) export init --config small --out $(BENCH_OUT)/checkpoints/small --force && \
 	  $(HE) export bundle $(BENCH_OUT)/checkpoints/small --out $(BENCH_OUT)/bundles/small --force; }
 	$(HE) bench --bundle $(BENCH_OUT)/bundles/small --threads 2 --json $(BENCH_OUT)/runtime-small.json
+	# The shipped student against a network of its teacher's shape (4 flow steps; seeded, as the teacher is not
+	# shipped: a step's time does not depend on the weights), and INT8 world models (forced, s8 and u8) against
+	# FP32, all timed interleaved in one run.
+	test -f $(BENCH_OUT)/bundles/student/manifest.json || \
+	  $(HE) export bundle checkpoints/demo-student --out $(BENCH_OUT)/bundles/student --force
+	test -f $(BENCH_OUT)/bundles/teacher-shape/manifest.json || { \
+	  $(HE) export init --like checkpoints/demo-student --flow-steps 4 --out $(BENCH_OUT)/checkpoints/teacher-shape --force && \
+	  $(HE) export bundle $(BENCH_OUT)/checkpoints/teacher-shape --out $(BENCH_OUT)/bundles/teacher-shape --force; }
+	for a in s8 u8; do test -f $(BENCH_OUT)/bundles/student-shape-int8wm-$$a/manifest.json || { \
+	  $(HE) export init --like checkpoints/demo-student --out $(BENCH_OUT)/checkpoints/student-shape --force && \
+	  $(HE) export bundle $(BENCH_OUT)/checkpoints/student-shape --out $(BENCH_OUT)/bundles/student-shape-int8wm-$$a \
+	    --precision int8 --calib synthetic --int8-force world_model --int8-activations $$a --force; } || exit 1; done
+	$(HE) bench --bundle $(BENCH_OUT)/bundles/student --bundle $(BENCH_OUT)/bundles/teacher-shape \
+	  --bundle $(BENCH_OUT)/bundles/student-shape-int8wm-s8 --bundle $(BENCH_OUT)/bundles/student-shape-int8wm-u8 \
+	  --threads 2 --json $(BENCH_OUT)/runtime-student.json
 	$(HE) sim bench --json $(BENCH_OUT)/sim.json
 	$(HE) calibrate bench --json $(BENCH_OUT)/calibration.json
 
@@ -132,11 +148,48 @@ policy: setup
 	  test -f $(POLICY_OUT)/eval-$$scene/report.json || \
 	  $(HE) sim eval --bundle $(POLICY_OUT)/bundle --task $(POLICY_TASK) --episodes $(POLICY_EVAL) --seed 100000 \
 	    --scene $$scene --out $(POLICY_OUT)/eval-$$scene || exit 1; echo "stage eval $$scene: $$((SECONDS - t)) s"; done
-	@$(PY) -c 'import json, sys; print("%-16s %-11s %9s  %s" % ("task", "scene", "success", "rate [Wilson 95%]")); \
-	  [print("%-16s %-11s %4d/%-4d  %3.0f%% [%.0f%%, %.0f%%]" % (r["task"], r["scene"], b["successes"], b["episodes"], \
-	   100 * b["success_rate"], 100 * b["wilson95"][0], 100 * b["wilson95"][1])) \
-	   for r in (json.load(open(p)) for p in sys.argv[1:]) for b in r["bundles"]]' \
-	  $(foreach s,$(POLICY_SCENES),$(POLICY_OUT)/eval-$(s)/report.json)
+	$(HE) sim table $(foreach s,$(POLICY_SCENES),$(POLICY_OUT)/eval-$(s)/report.json) --json $(POLICY_OUT)/table.json
+
+# make student: `make policy`, then the edge student distilled from its last teacher (STUDENT_FLOW_STEPS flow
+# steps, started from the teacher's weights, trained on the teacher's labels of the same data), its FP32 / FP16 /
+# INT8 bundles (INT8 calibrated on `sim demos` episodes from STUDENT_CALIB_SEED, a seed range no stage trains on), and
+# `sim eval` interleaved per seed: teacher FP32 and the student's three bundles in scene id, teacher FP32 and
+# student INT8 in the unseen scenes; one table with the paired comparisons (student-table.json).
+STUDENT_PRESET ?= nano
+STUDENT_FLOW_STEPS ?= 2
+STUDENT_STEPS ?= 1500
+STUDENT_CALIB_EPISODES ?= 16
+STUDENT_CALIB_SEED ?= 90000
+STUDENT_EVAL ?= 100
+STUDENT_EVAL_OOD ?= 30
+STUDENT_OOD_SCENES ?= background position semantics
+# e.g. --budget 2, or --force (toy runs: a barely trained student may have no network within budget in INT8)
+STUDENT_INT8_FLAGS ?=
+STUDENT_DATA = --data $(POLICY_OUT)/demos $(foreach r,$(shell seq 1 $(POLICY_ROUNDS)),--data $(POLICY_OUT)/dagger$(r))
+student: policy
+	@t=$$SECONDS; test -f $(POLICY_OUT)/student/weights.safetensors || \
+	  $(HE) distill --teacher $(POLICY_OUT)/teacher$(POLICY_ROUNDS) --preset $(STUDENT_PRESET) \
+	    $(if $(POLICY_IMAGE),--image $(POLICY_IMAGE)) --flow-steps $(STUDENT_FLOW_STEPS) --from-teacher \
+	    $(STUDENT_DATA) --steps $(STUDENT_STEPS) --batch-size $(POLICY_BATCH) --lr 1e-4 --device $(POLICY_DEVICE) \
+	    --out $(POLICY_OUT)/student || exit 1; echo "stage distill: $$((SECONDS - t)) s"
+	@t=$$SECONDS; test -f $(POLICY_OUT)/calib/dataset.json || \
+	  $(HE) sim demos --task $(POLICY_TASK) --episodes $(STUDENT_CALIB_EPISODES) --seed $(STUDENT_CALIB_SEED) \
+	    --out $(POLICY_OUT)/calib --cameras front:$(or $(POLICY_IMAGE),128x96) --no-depth --record-hz 15 || exit 1; \
+	  for p in fp32 fp16 int8; do test -f $(POLICY_OUT)/student-$$p/manifest.json || \
+	    $(HE) export bundle $(POLICY_OUT)/student --out $(POLICY_OUT)/student-$$p --precision $$p \
+	      --calib $(POLICY_OUT)/calib $$([ $$p = int8 ] && echo $(STUDENT_INT8_FLAGS)) || exit 1; done; echo "stage student bundles: $$((SECONDS - t)) s"
+	@t=$$SECONDS; test -f $(POLICY_OUT)/student-eval-id/report.json || \
+	  $(HE) sim eval --bundle $(POLICY_OUT)/bundle --bundle $(POLICY_OUT)/student-int8 \
+	    --bundle $(POLICY_OUT)/student-fp32 --bundle $(POLICY_OUT)/student-fp16 --task $(POLICY_TASK) \
+	    --episodes $(STUDENT_EVAL) --seed 100000 --scene id --out $(POLICY_OUT)/student-eval-id || exit 1; \
+	  echo "stage student eval id: $$((SECONDS - t)) s"
+	@for scene in $(STUDENT_OOD_SCENES); do t=$$SECONDS; \
+	  test -f $(POLICY_OUT)/student-eval-$$scene/report.json || \
+	  $(HE) sim eval --bundle $(POLICY_OUT)/bundle --bundle $(POLICY_OUT)/student-int8 --task $(POLICY_TASK) \
+	    --episodes $(STUDENT_EVAL_OOD) --seed 100000 --scene $$scene --out $(POLICY_OUT)/student-eval-$$scene || exit 1; \
+	  echo "stage student eval $$scene: $$((SECONDS - t)) s"; done
+	$(HE) sim table $(foreach s,id $(STUDENT_OOD_SCENES),$(POLICY_OUT)/student-eval-$(s)/report.json) \
+	  --json $(POLICY_OUT)/student-table.json
 
 # The layout `make demo` shows: an evaluation seed on which the shipped student, its FP16 and INT8 bundles and its
 # teacher all picked the cube in `sim eval` (it does so on about half of unseen layouts; DEMO_SEED=N for another).

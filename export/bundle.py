@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -179,6 +179,7 @@ def build_bundle(
     allow_over_budget: bool | None = None,
     int8_activations: str = "s8",
     time_flow: bool = False,
+    int8_force: Sequence[str] = (),
 ) -> BuildReport:
     """Export a checkpoint into a deploy bundle and return the report (also written under reports/).
 
@@ -189,6 +190,7 @@ def build_bundle(
     `flow_mode` (default unrolled) is `policy.flow_mode`; `time_flow` times both flow graphs into
     reports/flow_mode.json; only `flow_mode="auto"` (which times them) lets the timings decide. Without either,
     the bundle is a function of its inputs: two builds differ only in `provenance.created_utc`.
+    INT8: each network goes INT8 only where it measures within budget in the chain, except those in `int8_force`.
     """
     t_start = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -201,6 +203,16 @@ def build_bundle(
         )
     if not (budget_pct > 0):
         raise ConfigError(f"--budget: expected a percentage > 0, got {budget_pct}")
+    if int8_force:
+        from export.quantize import INT8_CANDIDATES
+
+        if prec != "int8":
+            raise ConfigError(f"--int8-force: only for --precision int8 (this bundle is {prec})")
+        unknown = sorted(set(int8_force) - set(INT8_CANDIDATES))
+        if unknown:
+            raise ConfigError(
+                f"--int8-force: unknown network {unknown[0]!r}; expected some of {', '.join(INT8_CANDIDATES)}"
+            )
     out = Path(out)
     _prepare_output(out, force)
 
@@ -241,6 +253,7 @@ def build_bundle(
             seed=seed,
             int8_activations=int8_activations,
             time_flow=time_flow or flow_mode == "auto",
+            int8_force=tuple(int8_force),
         )
         say(f"moving the bundle into place: {out}")
         _move_into_place(tmp, out)
@@ -268,6 +281,7 @@ def _build_into(
     seed: int,
     int8_activations: str,
     time_flow: bool,
+    int8_force: tuple[str, ...],
 ) -> BuildReport:
     cfg, nets = ck.config, ck.networks
     (tmp / REPORTS_DIR).mkdir()
@@ -318,6 +332,7 @@ def _build_into(
             say=say,
             seed=seed,
             int8_activations=int8_activations,
+            int8_force=int8_force,
         )
         for n, by_precision in q.files.items():
             graph_files[n].update(by_precision)
@@ -333,6 +348,15 @@ def _build_into(
                     quant_report,
                 )
             warnings.append(f"{precision.upper()} over budget, written because of --force: {quant_report['verdict']}")
+        if precision == "int8" and "int8" not in q.defaults.values():
+            tried = ", ".join(f"{n} {t['chain_pct_range_p99']:.2f} %" for n, t in quant_report["int8_trials"].items())
+            msg = (
+                f"INT8 bundle with no INT8 network: each one measured over the {budget_pct:g} % budget in INT8 "
+                f"({tried}), so it would run FP16"
+            )
+            if not allow_over_budget:
+                raise ExportError(f"{msg}; export --precision fp16, raise --budget, or name networks in --int8-force")
+            warnings.append(msg + " (written because of --force)")
 
     say("counting parameters and FLOPs")
     complexity = network_complexity(nets, cfg)

@@ -5,6 +5,7 @@ the offending file, key or shape.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -107,34 +108,60 @@ def init_checkpoint(
     camera: CameraSpec | Sequence[CameraSpec] | None = None,
     tasks: Sequence[str] = DEFAULT_TASKS,
     force: bool = False,
+    like: CheckpointConfig | None = None,
+    flow_steps: int | None = None,
 ) -> Path:
-    """Write a seeded, untrained checkpoint (for tests and demos): same seed, same weights."""
+    """Write a seeded, untrained checkpoint (for tests and demos): same seed, same weights.
+
+    `like`: take architecture, action space, cameras and task names from this config (a seeded network of a trained
+    one's shape, for timing); `flow_steps` overrides the architecture's.
+    """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExistsError(f"{out}: exists and is not empty; pass --force to overwrite")
-    arch = get_preset(preset)
-    if arms not in (1, 2):
-        raise ConfigError(f"arms: expected 1 or 2, got {arms}")
-    if camera is None:
-        cameras: tuple[CameraSpec, ...] = (default_camera(),)
-    elif isinstance(camera, CameraSpec):
-        cameras = (camera,)
+    if flow_steps is not None and flow_steps < 1:
+        raise ConfigError(f"--flow-steps: expected an integer >= 1, got {flow_steps}")
+    if like is not None:
+        arch = like.architecture
+        cfg = dataclasses.replace(
+            like,
+            normalization=Normalization.from_limits(like.action_space),
+            untrained=True,
+            seed=seed,
+            training=None,
+        )
+        task_names = [t.name for t in like.tasks]
     else:
-        cameras = tuple(camera)
-    if not tasks:
-        raise ConfigError("tasks: expected at least one task name")
-    space = reference_action_space(arms)
+        arch = get_preset(preset)
+        if arms not in (1, 2):
+            raise ConfigError(f"arms: expected 1 or 2, got {arms}")
+        if camera is None:
+            cameras: tuple[CameraSpec, ...] = (default_camera(),)
+        elif isinstance(camera, CameraSpec):
+            cameras = (camera,)
+        else:
+            cameras = tuple(camera)
+        if not tasks:
+            raise ConfigError("tasks: expected at least one task name")
+        space = reference_action_space(arms)
+        cfg = CheckpointConfig(
+            architecture=arch,
+            action_space=space,
+            normalization=Normalization.from_limits(space),
+            cameras=cameras,
+            tasks=(),
+            untrained=True,
+            seed=seed,
+        )
+        task_names = list(tasks)
+    if flow_steps is not None:
+        arch = dataclasses.replace(arch, flow_steps=flow_steps)
     rng = np.random.default_rng(seed)
-    task_table = rng.standard_normal((len(tasks), arch.task_dim)).astype(np.float32)
+    task_table = rng.standard_normal((len(task_names), arch.task_dim)).astype(np.float32)
     task_table /= np.linalg.norm(task_table, axis=1, keepdims=True)
-    cfg = CheckpointConfig(
-        architecture=arch,
-        action_space=space,
-        normalization=Normalization.from_limits(space),
-        cameras=cameras,
-        tasks=tuple(Task(t, tuple(float(x) for x in row)) for t, row in zip(tasks, task_table, strict=True)),
-        untrained=True,
-        seed=seed,
+    rows = zip(task_names, task_table, strict=True)
+    cfg = dataclasses.replace(
+        cfg, architecture=arch, tasks=tuple(Task(t, tuple(float(x) for x in row)) for t, row in rows)
     )
     cfg.validate()
     torch.manual_seed(seed)

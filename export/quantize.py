@@ -4,7 +4,7 @@ FP16: float16 weights and math with float32 I/O; the ops that overflow or lose t
 (LayerNorm, softmax, reductions, pooling/resize of raw frames, and the sinusoidal flow-time embedding).
 INT8: explicit Q/DQ (onnxruntime.quantization, QDQ format), symmetric signed int8 activations and per-channel
 symmetric weights on MatMul/Gemm/Conv with a constant weight; activation x activation MatMuls (attention) stay
-float. The gate and the predictive expert stay FP16 in an INT8 bundle unless their INT8 graphs measure safe.
+float. In an INT8 bundle each network stays FP16 unless its INT8 graph measures safe in the chain (mixed precision).
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ FP16_BLOCKED_OPS = [
     "Sqrt",
 ]
 INT8_OPS = ["MatMul", "Gemm", "Conv"]
-# Networks quantized to INT8 in an INT8 bundle without question; the others are candidates that must measure safe.
-INT8_ALWAYS = (WORLD_MODEL, REACTIVE_EXPERT)
-INT8_CANDIDATES = (GATE, PREDICTIVE_EXPERT)  # the step graph follows the predictive expert's decision
+# Every network is an INT8 candidate that must measure safe, tried in this order: the world model first, as it
+# is most of a policy step's work; the flow step graph follows the predictive expert's decision.
+INT8_CANDIDATES = (WORLD_MODEL, REACTIVE_EXPERT, GATE, PREDICTIVE_EXPERT)
 MAX_STEP_CALIB = 64
 
 
@@ -172,13 +172,14 @@ def quantize_int8(
     feeds: Sequence[Mapping[str, np.ndarray]],
     activations: str = "s8",
     calibration_cache: Path | None = None,
+    keep_float: Sequence[str] = (),
 ) -> None:
     """Static INT8, QDQ format, per-channel symmetric int8 weights (MinMax ranges).
 
     activations "s8": symmetric signed int8, zero point 0, what TensorRT and ARM CPUs run natively (the default).
     "u8": asymmetric uint8, ONNX Runtime's fast path on x86 (VNNI is u8 x s8); TensorRT refuses such graphs.
     `calibration_cache`: a JSON file of measured ranges, written on the first call and reused after (the same
-    ranges serve s8 and u8).
+    ranges serve s8 and u8). `keep_float`: names of further nodes to leave float (mixed precision).
     """
     if activations not in INT8_ACTIVATIONS:
         raise ExportError(f"--int8-activations: expected s8 or u8, got {activations!r}")
@@ -205,7 +206,7 @@ def quantize_int8(
                 reduce_range=False,
                 activation_type=QuantType.QInt8 if signed else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=_activation_matmuls(model),
+                nodes_to_exclude=_activation_matmuls(model) + list(keep_float),
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={
                     "ActivationSymmetric": signed,
@@ -271,6 +272,11 @@ def accuracy(
     }
 
 
+def _worst_p99(acc: Mapping[str, Any]) -> float:
+    """The worst path's p99 action error (% of joint range) in an `accuracy` result."""
+    return max(float(v["pct_range_p99"]) for v in acc["end_to_end"].values())
+
+
 def _network_errors(
     fp32: Mapping[str, OrtRunner],
     cand: Mapping[str, OrtRunner],
@@ -320,10 +326,19 @@ def quantize_bundle_graphs(
     say: Callable[[str], None] = lambda _m: None,
     seed: int = 0,
     int8_activations: str = "s8",
+    int8_force: Sequence[str] = (),
 ) -> QuantResult:
-    """Write the FP16 (and INT8) graphs for a bundle and measure them; `report["ok"]` is the budget verdict."""
+    """Write the FP16 (and INT8) graphs for a bundle and measure them; `report["ok"]` is the budget verdict.
+
+    `int8_force`: networks (of INT8_CANDIDATES) put in INT8 even where they measure unsafe, the user's call.
+    """
     if precision not in ("fp16", "int8"):
         raise ExportError(f"quantize: expected fp16 or int8, got {precision!r}")
+    unknown = sorted(set(int8_force) - set(INT8_CANDIDATES))
+    if unknown:
+        raise ExportError(
+            f"--int8-force: unknown network {unknown[0]!r}; expected some of {', '.join(INT8_CANDIDATES)}"
+        )
     rng = np.random.default_rng(seed + 7)
     io = graph_io(cfg)
     held_source = "held-out observations"
@@ -346,6 +361,7 @@ def quantize_bundle_graphs(
         files[n]["fp16"] = dst
     defaults: dict[str, Precision] = dict.fromkeys(GRAPH_ORDER, "fp16")
     decisions: dict[str, str] = {}
+    trials: dict[str, dict[str, Any]] = {}  # candidate -> what the chain measured with it INT8
 
     if precision == "int8":
         if not calib:
@@ -374,43 +390,44 @@ def quantize_bundle_graphs(
             dst = out_dir / f"{n}.int8.onnx"
             quantize_int8(fp32[n], dst, calib_feeds[n], int8_activations)
             int8_paths[n] = dst
-        for n in INT8_ALWAYS:
-            files[n]["int8"] = int8_paths[n]
-            defaults[n] = "int8"
-            decisions[n] = "int8: always in an INT8 bundle"
-        # Gate and predictive expert: FP16 unless INT8 measures safe on the held-out set.
+        # Greedy, in INT8_CANDIDATES order: each network goes INT8 only if the chain with it (and with the ones
+        # already taken) stays within the budget against FP32 and keeps the gate's decisions.
         planned = _runners(fp32, files, defaults)
-        planned_out = _run_chain(PolicyChain(planned, steps, flow_mode), holdout, noises)
-        planned_acc = accuracy(cfg, reference, planned_out)
+        planned_acc = accuracy(cfg, reference, _run_chain(PolicyChain(planned, steps, flow_mode), holdout, noises))
         for n in INT8_CANDIDATES:
-            # Judge the candidate by what it adds: the trial chain against the planned (FP16) chain.
             group = (PREDICTIVE_EXPERT, PREDICTIVE_EXPERT_STEP) if n == PREDICTIVE_EXPERT else (n,)
             trial = dict(planned)
             for g in group:
                 trial[g] = OrtRunner(int8_paths[g])
-            trial_out = _run_chain(PolicyChain(trial, steps, flow_mode), holdout, noises)
-            added = accuracy(cfg, planned_out, trial_out)
-            vs_fp32 = accuracy(cfg, reference, trial_out)
-            added_p99 = max(v["pct_range_p99"] for v in added["end_to_end"].values())
-            agreement = vs_fp32["gate"]["decision_agreement"]
-            safe = (
-                added_p99 <= budget_pct / 2
-                and agreement >= min(planned_acc["gate"]["decision_agreement"], 1.0)
-                and agreement >= min_gate_agreement
-            )
+            trial_acc = accuracy(cfg, reference, _run_chain(PolicyChain(trial, steps, flow_mode), holdout, noises))
+            p99 = _worst_p99(trial_acc)
+            agreement = trial_acc["gate"]["decision_agreement"]
+            was = planned_acc["gate"]["decision_agreement"]
+            forced = n in int8_force
+            safe = p99 <= budget_pct and agreement >= min(was, 1.0) and agreement >= min_gate_agreement
             detail = (
-                f"INT8 adds p99 {added_p99:.3f} % of joint range over FP16 (limit {budget_pct / 2:g} %, half the "
-                f"budget), gate decision agreement {100 * agreement:.1f} % vs "
-                f"{100 * planned_acc['gate']['decision_agreement']:.1f} % with FP16"
+                f"with it INT8 the chain's p99 is {p99:.3f} % of joint range (budget {budget_pct:g} %, "
+                f"{_worst_p99(planned_acc):.3f} % without), gate decision agreement {100 * agreement:.1f} % "
+                f"({100 * was:.1f} % without)"
             )
-            decisions[n] = ("int8: " if safe else "fp16: ") + detail
+            take = safe or forced
+            trials[n] = {
+                "chain_pct_range_p99": p99,
+                "gate_agreement": agreement,
+                "safe": bool(safe),
+                "forced": forced,
+                "int8": bool(take),
+            }
+            reason = "forced by --int8-force; " if forced and not safe else ""
             for g in group:
-                if safe:
+                decisions[g] = ("int8: " if take else "fp16: ") + reason + detail
+                if take:
                     files[g]["int8"] = int8_paths[g]
                     defaults[g] = "int8"
                 else:
                     int8_paths[g].unlink()
-                decisions[g] = decisions[n]
+            if take:
+                planned, planned_acc = trial, trial_acc
     say("measuring accuracy on held-out observations")
     final = _runners(fp32, files, defaults)
     cand_out = _run_chain(PolicyChain(final, steps, flow_mode), holdout, noises)
@@ -431,7 +448,7 @@ def quantize_bundle_graphs(
     for n in GRAPH_ORDER:
         per_net[n]["precision"] = defaults[n]
 
-    worst = max(v["pct_range_p99"] for v in acc["end_to_end"].values())
+    worst = _worst_p99(acc)
     agreement = acc["gate"]["decision_agreement"]
     ok = worst <= budget_pct and agreement >= min_gate_agreement
     verdict = (
@@ -458,6 +475,8 @@ def quantize_bundle_graphs(
         "flow_mode": flow_mode,
         "defaults": dict(defaults),
         "decisions": decisions,
+        "int8_trials": trials,
+        "int8_order": list(INT8_CANDIDATES) if precision == "int8" else [],
         "networks": per_net,
         **acc,
         "budget": {"pct_range_p99": budget_pct, "min_gate_agreement": min_gate_agreement},

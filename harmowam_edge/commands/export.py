@@ -32,6 +32,17 @@ def init(
     depth: Annotated[bool, typer.Option("--depth", help="Add an aligned depth stream to every camera.")] = False,
     tasks: Annotated[str, typer.Option("--tasks", help="Comma-separated task names.")] = "reach,pick_and_place,push",
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output directory.")] = False,
+    like: Annotated[
+        Path | None,
+        typer.Option(
+            "--like",
+            help="Shape it like this checkpoint (architecture, cameras, tasks, action space; the other shape "
+            "options are then ignored): a seeded network of a trained one's size, for timing.",
+        ),
+    ] = None,
+    flow_steps: Annotated[
+        int | None, typer.Option("--flow-steps", help="Flow steps of the predictive expert (default: the preset's).")
+    ] = None,
 ) -> None:
     """Write a seeded, UNTRAINED checkpoint (safetensors + config.json) for tests and demos."""
     from dataclasses import replace
@@ -43,10 +54,22 @@ def init(
     checks.int_range("--arms", arms, 1, 2)
     checks.seed("--seed", seed)
     checks.int_range("--cameras", cameras, 1)
+    checks.int_range("--flow-steps", flow_steps, 1)
+    shape = load_checkpoint(like).config if like is not None else None
     base = parse_camera(camera, depth=depth)
     specs = [replace(base, name=f"cam{i}") for i in range(cameras)]
     task_list = [t.strip() for t in tasks.split(",") if t.strip()]
-    path = init_checkpoint(out, preset=config, arms=arms, seed=seed, camera=specs, tasks=task_list, force=force)
+    path = init_checkpoint(
+        out,
+        preset=config,
+        arms=arms,
+        seed=seed,
+        camera=specs,
+        tasks=task_list,
+        force=force,
+        like=shape,
+        flow_steps=flow_steps,
+    )
     console = wide_console()
     console.print(describe_checkpoint(load_checkpoint(path)), markup=False)
     console.print(
@@ -87,6 +110,8 @@ def _print_quant_report(console: Any, report: dict[str, Any]) -> None:
             f"gate decision agreement {100 * gate['decision_agreement']:.1f} % "
             f"(max |Δw| {gate['max_weight_error']:.2e}); budget: {report.get('budget', {})}"
         )
+    for network, decision in report.get("decisions", {}).items():
+        console.print(f"{network}: {decision}")
     console.print(f"verdict: {report.get('verdict', '')}")
 
 
@@ -129,6 +154,14 @@ def bundle(
             help="s8: symmetric int8 (TensorRT, ARM; default). u8: uint8, ONNX Runtime's fast path on x86 only.",
         ),
     ] = "s8",
+    int8_force: Annotated[
+        str | None,
+        typer.Option(
+            "--int8-force",
+            help="Comma-separated networks to put in INT8 even where they measure over budget (world_model, "
+            "reactive_expert, gate, predictive_expert); the others go INT8 only where they measure safe.",
+        ),
+    ] = None,
 ) -> None:
     """Checkpoint -> verified ONNX -> FP16/INT8 -> deploy bundle; ends with a table per network."""
     from rich.table import Table
@@ -162,6 +195,7 @@ def bundle(
                 progress=progress,
                 int8_activations=int8_activations,
                 time_flow=time_flow,
+                int8_force=[n.strip() for n in int8_force.split(",") if n.strip()] if int8_force else (),
             )
         except QuantizationBudgetError as e:
             _print_quant_report(console, e.report)

@@ -405,8 +405,12 @@ def register(app: typer.Typer) -> None:
             "bench-results/runtime.json"
         ),
         bundle: Annotated[
-            Path | None,
-            typer.Option("--bundle", help="Bundle to measure (default: the seeded nano demo bundle, via export)."),
+            list[Path] | None,
+            typer.Option(
+                "--bundle",
+                help="Bundle to measure (default: the seeded nano demo bundle, via export). Given twice or more: "
+                "only their policy steps, timed interleaved, with ratios against the first.",
+            ),
         ] = None,
         duration: Annotated[
             float, typer.Option("--duration", help="Seconds of control loop (the target figure is over 60 s).")
@@ -423,11 +427,23 @@ def register(app: typer.Typer) -> None:
         checks.positive("--duration", duration)
         checks.int_range("--iterations", iterations, 10)
         checks.int_range("--threads", threads, 1)
-        if bundle is None:
+        if bundle and len(bundle) > 1:
+            from harmowam_edge.diagnostics.compare import compare_bundles
+
+            report = compare_bundles(bundle, iterations=iterations, threads=threads, say=_echo)
+            from harmowam_edge.commands.export import wide_console
+
+            report.print_table("harmowam-edge bench (bundles interleaved)", console=wide_console())
+            report.write(json_out)
+            typer.echo(f"wrote {json_out}")
+            return
+        if bundle:
+            path = bundle[0]
+        else:
             from harmowam_edge.commands.sim import ensure_demo_bundle
 
-            bundle, _ = ensure_demo_bundle(1, progress=_echo)
-        report = run_bench(bundle, duration_s=duration, iterations=iterations, threads=threads, say=_echo)
+            path, _ = ensure_demo_bundle(1, progress=_echo)
+        report = run_bench(path, duration_s=duration, iterations=iterations, threads=threads, say=_echo)
         report.print_table("harmowam-edge bench (runtime)")
         report.write(json_out)
         typer.echo(f"wrote {json_out}")

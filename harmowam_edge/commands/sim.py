@@ -516,6 +516,90 @@ def eval_(
 
 
 @app.command()
+def table(
+    reports: Annotated[
+        list[Path], typer.Argument(help="`sim eval` report.json files (seed ranges of one bundle merge).")
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the table as a bench JSON document here.")
+    ] = None,
+) -> None:
+    """Success per task x scene x bundle with Wilson intervals; each bundle paired seed by seed with the first."""
+    from rich.table import Table
+
+    from harmowam_edge.commands.export import wide_console
+    from harmowam_edge.sim.eval_table import load_cells, paired_against_first
+    from harmowam_edge.telemetry.benchreport import BenchReport
+
+    cells = load_cells(reports)
+    pairs = paired_against_first(cells)
+    t = Table(title="sim eval: success per task and scene (Wilson 95 %)")
+    for col in ("task", "scene", "bundle", "success", "rate [Wilson 95%]", "seeds"):
+        t.add_column(col)
+    report = BenchReport("policy-eval")
+    for c in cells:
+        s = c.summary()
+        lo, hi = s["wilson95"]
+        seeds = f"{s['seeds'][0]}..{s['seeds'][1]}"
+        t.add_row(
+            c.task,
+            c.scene,
+            c.bundle,
+            f"{c.successes}/{c.episodes}",
+            f"{s['success_rate']:.0%} [{lo:.0%}, {hi:.0%}]",
+            seeds,
+        )
+        report.add(
+            f"{c.task} {c.scene} {c.bundle}: success ({c.episodes} episodes, "
+            f"Wilson 95 % [{100 * lo:.0f}, {100 * hi:.0f}])",
+            100 * s["success_rate"],
+            "%",
+        )
+    console = wide_console()
+    console.print(t)
+    if pairs:
+        p = Table(title="paired on the same seeds, against the first bundle of each scene")
+        for col in (
+            "task",
+            "scene",
+            "bundle vs reference",
+            "seeds",
+            "both",
+            "only reference",
+            "only bundle",
+            "neither",
+            "difference",
+            "sign test p",
+        ):
+            p.add_column(col)
+        for r in pairs:
+            p.add_row(
+                r["task"],
+                r["scene"],
+                f"{r['bundle']} vs {r['reference']}",
+                str(r["seeds"]),
+                str(r["both"]),
+                str(r["only_reference"]),
+                str(r["only_other"]),
+                str(r["neither"]),
+                f"{r['difference_points']:+.0f} points",
+                f"{r['sign_test_p']:.2g}",
+            )
+            report.add(
+                f"{r['task']} {r['scene']} {r['bundle']} vs {r['reference']}: paired difference "
+                f"({r['seeds']} seeds, sign test p {r['sign_test_p']:.2g})",
+                r["difference_points"],
+                "points",
+            )
+        console.print(p)
+    if json_out is not None:
+        report.details["cells"] = [c.summary() for c in cells]
+        report.details["paired"] = pairs
+        report.write(json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+@app.command()
 def dagger(
     bundle: Annotated[Path, typer.Option("--bundle", help="The learner: a deploy bundle to roll out.")],
     task: Annotated[str, typer.Option("--task", help="pick_red_cube, ... or a kind (pick: the object per seed).")],

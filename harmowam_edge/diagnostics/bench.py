@@ -41,7 +41,7 @@ POLICY_TARGET_MS = 20.8  # design §6: small preset, predictive path, ONNX Runti
 TARGET_PRESET = "small"
 
 
-def _observation(bundle: LoadedBundle, t: float) -> Observation:
+def synthetic_observation(bundle: LoadedBundle, t: float) -> Observation:
     frames = []
     for i, cam in enumerate(bundle.manifest.cameras):
         yy, xx = np.mgrid[0 : cam.height, 0 : cam.width]
@@ -55,7 +55,7 @@ def bench_policy(bundle: LoadedBundle, iterations: int, report: BenchReport) -> 
     """Policy step per path, and the overhead over bare engine calls (interleaved, same feeds)."""
     preset = bundle.manifest.provenance.preset
     policy = Policy(bundle, bundle.manifest.tasks.names[0], seed=0)
-    obs = _observation(bundle, time.monotonic())
+    obs = synthetic_observation(bundle, time.monotonic())
     per_path: dict[str, list[float]] = {"predictive": [], "reactive": [], "blend": []}
     # Interleaved, one step of each path per round: timed one path after the other, whichever came first took
     # the machine's drift (warm-up, allocator growth, neighbours) and a blended step measured faster than a

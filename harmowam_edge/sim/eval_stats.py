@@ -79,3 +79,30 @@ def interleaved(seeds: Sequence[int], bundles: int) -> list[tuple[int, int]]:
         for j in range(bundles):
             order.append((seed, (i + j) % bundles))
     return order
+
+
+def paired_outcomes(reference: Mapping[int, bool], other: Mapping[int, bool]) -> dict[str, int]:
+    """Two bundles' successes on the seeds both ran: both, only the reference, only the other, neither."""
+    seeds = sorted(set(reference) & set(other))
+    both = sum(1 for s in seeds if reference[s] and other[s])
+    only_ref = sum(1 for s in seeds if reference[s] and not other[s])
+    only_other = sum(1 for s in seeds if other[s] and not reference[s])
+    return {
+        "seeds": len(seeds),
+        "both": both,
+        "only_reference": only_ref,
+        "only_other": only_other,
+        "neither": len(seeds) - both - only_ref - only_other,
+    }
+
+
+def sign_test_p(a: int, b: int) -> float:
+    """Two-sided exact sign test (binomial, p = 1/2) on the discordant pairs a vs b; 1.0 when there are none."""
+    if a < 0 or b < 0:
+        raise ValueError(f"sign_test_p: expected counts >= 0, got {a}, {b}")
+    n = a + b
+    if n == 0:
+        return 1.0
+    k = min(a, b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)

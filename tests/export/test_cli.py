@@ -151,3 +151,34 @@ def test_engines_command_without_tensorrt(nano_bundle: Path, capsys: pytest.Capt
     code, _, err = run(["export", "engines", str(nano_bundle.parent / "missing")], capsys)
     assert code == 2
     assert "no bundle directory" in err
+
+
+def test_init_like_a_trained_checkpoint_copies_its_shape_not_its_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from export.checkpoint import load_checkpoint
+
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-student"
+    out = tmp_path / "teacher-shape"
+    code, stdout, err = run(["export", "init", "--like", str(shipped), "--flow-steps", "4", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "UNTRAINED" in stdout
+    src, new = load_checkpoint(shipped), load_checkpoint(out)
+    assert new.config.untrained
+    assert new.config.training is None
+    assert new.config.architecture.flow_steps == 4 != src.config.architecture.flow_steps
+    assert new.config.architecture.image_width == src.config.architecture.image_width
+    assert new.config.cameras == src.config.cameras
+    assert [t.name for t in new.config.tasks] == [t.name for t in src.config.tasks]
+    a = dict(src.networks.world_model.named_parameters())
+    b = dict(new.networks.world_model.named_parameters())
+    assert a.keys() == b.keys()
+    assert all(a[k].shape == b[k].shape for k in a)
+    assert any(not np.allclose(a[k].detach().numpy(), b[k].detach().numpy()) for k in a)
+    code, _, err = run(["export", "init", "--out", str(tmp_path / "d"), "--flow-steps", "0"], capsys)
+    assert code == 2
+    assert "--flow-steps: expected an integer >= 1, got 0" in err
+    code, _, err = run(["export", "init", "--out", str(tmp_path / "e"), "--like", str(tmp_path / "nope")], capsys)
+    assert code == 2
+    assert "nope" in err
+    assert "\n" not in err.strip()

@@ -10,6 +10,7 @@ import onnx
 import pytest
 
 from export import QuantizationBudgetError, build_bundle
+from export.errors import ConfigError
 from export.manifest_io import verify_bundle
 from harmowam_edge.bundle.schema import NETWORK_NAMES
 from tests.export.test_calibration import write_npz_dir
@@ -93,14 +94,75 @@ def test_over_budget_is_refused_with_the_report_and_leaves_nothing(tmp_path: Pat
     assert list((tmp_path / "out").iterdir()) == []  # no half-written bundle, no temp folder
     forced = build_bundle(nano_ckpt, out, precision="int8", calib="synthetic", budget_pct=1e-6, force=True)
     assert any("over budget" in w for w in forced.warnings)
+    assert any("INT8 bundle with no INT8 network" in w for w in forced.warnings)  # all refused, and it says so
     assert verify_bundle(out).precision == "int8"
 
 
 def test_u8_activations_for_x86(tmp_path: Path, nano_ckpt: Path) -> None:
-    build_bundle(nano_ckpt, tmp_path / "u8", precision="int8", calib="synthetic", int8_activations="u8", force=True)
+    build_bundle(
+        nano_ckpt,
+        tmp_path / "u8",
+        precision="int8",
+        calib="synthetic",
+        int8_activations="u8",
+        force=True,
+        int8_force=["world_model"],
+    )
     m = verify_bundle(tmp_path / "u8")
     wm = onnx.load(str(tmp_path / "u8" / m.networks["world_model"].graphs["int8"].file))
     inits = {i.name: i for i in wm.graph.initializer}
     zps = [onnx.numpy_helper.to_array(inits[n.input[2]]) for n in wm.graph.node if n.op_type == "QuantizeLinear"]
     assert zps
     assert all(z.dtype == np.uint8 for z in zps)
+
+
+def test_int8_is_mixed_precision_each_network_only_where_it_measures_safe(tmp_path: Path, nano_ckpt: Path) -> None:
+    # Budget between the candidates' measured errors: some go INT8, some stay FP16, the verdict holds.
+    probe = build_bundle(nano_ckpt, tmp_path / "probe", precision="int8", calib="synthetic", budget_pct=100.0)
+    assert probe.quantization is not None
+    first = probe.quantization["int8_trials"]
+    assert all(t["int8"] for t in first.values())  # a budget nothing exceeds takes every network
+    errors = sorted(t["chain_pct_range_p99"] for t in first.values())
+    assert errors[-1] > errors[0]
+    budget = (errors[-1] + errors[0]) / 2
+    report = build_bundle(nano_ckpt, tmp_path / "mixed", precision="int8", calib="synthetic", budget_pct=budget)
+    q = report.quantization
+    assert q is not None
+    assert q["ok"] is True
+    assert q["int8_order"][0] == "world_model"  # the biggest network gets the budget first
+    m = verify_bundle(tmp_path / "mixed")
+    taken = {n for n, t in q["int8_trials"].items() if t["int8"]}
+    assert taken
+    assert taken != set(q["int8_trials"])
+    for n, t in q["int8_trials"].items():
+        assert t["int8"] == t["safe"] == (t["chain_pct_range_p99"] <= budget)
+        prec = m.networks[n].default_precision
+        assert prec == ("int8" if t["int8"] else "fp16")
+        assert ("int8" in m.networks[n].graphs) == t["int8"]  # a refused INT8 graph is not shipped
+        assert q["decisions"][n].startswith(prec + ":")
+    worst = max(v["pct_range_p99"] for v in q["end_to_end"].values())
+    assert worst <= budget
+
+
+def test_int8_force_takes_a_network_over_budget_and_says_so(tmp_path: Path, nano_ckpt: Path) -> None:
+    report = build_bundle(
+        nano_ckpt,
+        tmp_path / "forced",
+        precision="int8",
+        calib="synthetic",
+        budget_pct=1e-6,
+        force=True,
+        int8_force=["world_model"],
+    )
+    q = report.quantization
+    assert q is not None
+    m = verify_bundle(tmp_path / "forced")
+    assert m.networks["world_model"].default_precision == "int8"
+    assert q["decisions"]["world_model"].startswith("int8: forced by --int8-force")
+    assert m.networks["reactive_expert"].default_precision == "fp16"  # not forced, over a 1e-6 % budget
+    with pytest.raises(ConfigError, match="--int8-force: unknown network 'decoder'"):
+        build_bundle(nano_ckpt, tmp_path / "x", precision="int8", calib="synthetic", int8_force=["decoder"])
+    with pytest.raises(ConfigError, match="--int8-force: only for --precision int8"):
+        build_bundle(nano_ckpt, tmp_path / "y", precision="fp16", int8_force=["gate"])
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "y").exists()

@@ -212,3 +212,32 @@ def test_bench_writes_the_table_and_json(nano_bundle, tmp_path, capsys) -> None:
     assert metrics["policy step p50, predictive path"]["ok"] is None  # nano, not the small preset
     assert metrics["platform baseline: longest period, empty 200 Hz loop"]["value"] >= 5.0 * 0.999  # a 200 Hz period
     assert "harmowam-edge bench (runtime)" in stdout
+
+
+def test_bench_of_several_bundles_times_them_interleaved_with_ratios(
+    nano_bundle, bundle_factory, tmp_path, capsys
+) -> None:
+    other = bundle_factory(seed=1, width=128, height=96)
+    out = tmp_path / "compare.json"
+    args = ["bench", "--bundle", str(nano_bundle), "--bundle", str(other), "--threads", "2", "--iterations", "10"]
+    code, stdout, err = _main([*args, "--json", str(out)], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["area"] == "runtime-compare"
+    details = doc["details"]["bundles"]
+    assert [d["bundle"] for d in details] == [str(nano_bundle), str(other)]
+    assert all(d["threads"] == 2 and d["graphs"].startswith("world_model fp32") for d in details)
+    rows = {r["metric"]: r for r in doc["rows"]}
+    first = [m for m in rows if m.startswith(f"{nano_bundle.name} (") and m.endswith("predictive path p50")]
+    assert len(first) == 1
+    assert rows[first[0]]["target"].startswith("<= 10 ms")
+    assert isinstance(rows[first[0]]["ok"], bool)
+    ratio = rows[f"predictive path: {other.name} / {nano_bundle.name} (p50)"]["value"]
+    p50 = [d["ms"]["predictive"]["p50"] for d in details]
+    assert ratio == pytest.approx(p50[1] / p50[0], rel=1e-6)
+    speed = rows[f"world model speed-up: {other.name} (fp32) vs {nano_bundle.name} (fp32)"]
+    assert speed["target"] == ""
+    assert speed["ok"] is None
+    assert "bundles interleaved" in stdout
+    # the single-bundle bench and its loop are not run
+    assert not any(m.startswith("control loop") for m in rows)
