@@ -204,15 +204,11 @@ def build_bundle(
     if not (budget_pct > 0):
         raise ConfigError(f"--budget: expected a percentage > 0, got {budget_pct}")
     if int8_force:
-        from export.quantize import INT8_CANDIDATES
+        from export.quantize import check_int8_force
 
         if prec != "int8":
             raise ConfigError(f"--int8-force: only for --precision int8 (this bundle is {prec})")
-        unknown = sorted(set(int8_force) - set(INT8_CANDIDATES))
-        if unknown:
-            raise ConfigError(
-                f"--int8-force: unknown network {unknown[0]!r}; expected some of {', '.join(INT8_CANDIDATES)}"
-            )
+        check_int8_force(int8_force)
     out = Path(out)
     _prepare_output(out, force)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from export.calibration import Observation
 from export.config import CheckpointConfig
-from export.errors import CalibrationDataError, ExportError
+from export.errors import CalibrationDataError, ConfigError, ExportError
 from export.onnx_export import GRAPH_ORDER, graph_io, random_feed
 from export.pipeline import Feed, OrtRunner, PolicyChain, PolicyOutput, gate_decision, step_states
 from harmowam_edge.bundle.schema import (
@@ -58,6 +58,15 @@ INT8_OPS = ["MatMul", "Gemm", "Conv"]
 # is most of a policy step's work; the flow step graph follows the predictive expert's decision.
 INT8_CANDIDATES = (WORLD_MODEL, REACTIVE_EXPERT, GATE, PREDICTIVE_EXPERT)
 MAX_STEP_CALIB = 64
+
+
+def check_int8_force(names: Sequence[str]) -> None:
+    """`--int8-force` names only INT8 candidates."""
+    unknown = sorted(set(names) - set(INT8_CANDIDATES))
+    if unknown:
+        raise ConfigError(
+            f"--int8-force: unknown network {unknown[0]!r}; expected some of {', '.join(INT8_CANDIDATES)}"
+        )
 
 
 @contextlib.contextmanager
@@ -172,14 +181,13 @@ def quantize_int8(
     feeds: Sequence[Mapping[str, np.ndarray]],
     activations: str = "s8",
     calibration_cache: Path | None = None,
-    keep_float: Sequence[str] = (),
 ) -> None:
     """Static INT8, QDQ format, per-channel symmetric int8 weights (MinMax ranges).
 
     activations "s8": symmetric signed int8, zero point 0, what TensorRT and ARM CPUs run natively (the default).
     "u8": asymmetric uint8, ONNX Runtime's fast path on x86 (VNNI is u8 x s8); TensorRT refuses such graphs.
     `calibration_cache`: a JSON file of measured ranges, written on the first call and reused after (the same
-    ranges serve s8 and u8). `keep_float`: names of further nodes to leave float (mixed precision).
+    ranges serve s8 and u8).
     """
     if activations not in INT8_ACTIVATIONS:
         raise ExportError(f"--int8-activations: expected s8 or u8, got {activations!r}")
@@ -206,7 +214,7 @@ def quantize_int8(
                 reduce_range=False,
                 activation_type=QuantType.QInt8 if signed else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=_activation_matmuls(model) + list(keep_float),
+                nodes_to_exclude=_activation_matmuls(model),
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={
                     "ActivationSymmetric": signed,
@@ -334,11 +342,7 @@ def quantize_bundle_graphs(
     """
     if precision not in ("fp16", "int8"):
         raise ExportError(f"quantize: expected fp16 or int8, got {precision!r}")
-    unknown = sorted(set(int8_force) - set(INT8_CANDIDATES))
-    if unknown:
-        raise ExportError(
-            f"--int8-force: unknown network {unknown[0]!r}; expected some of {', '.join(INT8_CANDIDATES)}"
-        )
+    check_int8_force(int8_force)
     rng = np.random.default_rng(seed + 7)
     io = graph_io(cfg)
     held_source = "held-out observations"
@@ -362,6 +366,7 @@ def quantize_bundle_graphs(
     defaults: dict[str, Precision] = dict.fromkeys(GRAPH_ORDER, "fp16")
     decisions: dict[str, str] = {}
     trials: dict[str, dict[str, Any]] = {}  # candidate -> what the chain measured with it INT8
+    acc: dict[str, Any] | None = None  # the final chain's accuracy, where already measured
 
     if precision == "int8":
         if not calib:
@@ -404,7 +409,7 @@ def quantize_bundle_graphs(
             agreement = trial_acc["gate"]["decision_agreement"]
             was = planned_acc["gate"]["decision_agreement"]
             forced = n in int8_force
-            safe = p99 <= budget_pct and agreement >= min(was, 1.0) and agreement >= min_gate_agreement
+            safe = p99 <= budget_pct and agreement >= was and agreement >= min_gate_agreement
             detail = (
                 f"with it INT8 the chain's p99 is {p99:.3f} % of joint range (budget {budget_pct:g} %, "
                 f"{_worst_p99(planned_acc):.3f} % without), gate decision agreement {100 * agreement:.1f} % "
@@ -428,10 +433,11 @@ def quantize_bundle_graphs(
                     int8_paths[g].unlink()
             if take:
                 planned, planned_acc = trial, trial_acc
-    say("measuring accuracy on held-out observations")
+        acc = planned_acc  # the chain the decisions left, measured on the held-out set
     final = _runners(fp32, files, defaults)
-    cand_out = _run_chain(PolicyChain(final, steps, flow_mode), holdout, noises)
-    acc = accuracy(cfg, reference, cand_out)
+    if acc is None:
+        say("measuring accuracy on held-out observations")
+        acc = accuracy(cfg, reference, _run_chain(PolicyChain(final, steps, flow_mode), holdout, noises))
 
     net_feeds: dict[str, list[Feed]] = {}
     h_chain = [{**o, **fp32_run[WORLD_MODEL](o)} for o in holdout]

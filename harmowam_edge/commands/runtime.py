@@ -428,11 +428,10 @@ def register(app: typer.Typer) -> None:
         checks.int_range("--iterations", iterations, 10)
         checks.int_range("--threads", threads, 1)
         if bundle and len(bundle) > 1:
+            from harmowam_edge.commands.export import wide_console
             from harmowam_edge.diagnostics.compare import compare_bundles
 
             report = compare_bundles(bundle, iterations=iterations, threads=threads, say=_echo)
-            from harmowam_edge.commands.export import wide_console
-
             report.print_table("harmowam-edge bench (bundles interleaved)", console=wide_console())
             report.write(json_out)
             typer.echo(f"wrote {json_out}")
