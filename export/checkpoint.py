@@ -64,6 +64,14 @@ class EdgeNetworks:
                 out[f"{name}.{key}"] = value.detach().contiguous()
         return out
 
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """The inverse of `state_dict` (strict: every network's keys and shapes)."""
+        for name, module in self.modules().items():
+            prefix = name + "."
+            module.load_state_dict(
+                {k[len(prefix) :]: v.to(torch.float32) for k, v in tensors.items() if k.startswith(prefix)}, strict=True
+            )
+
 
 def build_networks(cfg: CheckpointConfig) -> EdgeNetworks:
     """Fresh networks for a config (weights from torch's current RNG state)."""
@@ -233,10 +241,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         bad = int((~torch.isfinite(t)).sum())
         if bad:
             raise CheckpointError(f"{w_path}: {key}: {bad} non-finite value(s) (NaN/Inf) of {t.numel()}")
-    for name, module in nets.modules().items():
-        prefix = name + "."
-        sd = {k[len(prefix) :]: v.to(torch.float32) for k, v in tensors.items() if k.startswith(prefix)}
-        module.load_state_dict(sd, strict=True)
+    nets.load_state_dict(tensors)
     return Checkpoint(path=path, config=cfg, networks=nets, sha256=checkpoint_sha256(path))
 
 

@@ -67,6 +67,7 @@ class TrainOptions:
     checkpoint_every: int = 0  # 0: steps / 5
     horizon_dt_s: float | None = None  # None: the preset's
     image: str | None = None  # model input WIDTHxHEIGHT instead of the preset's (more pixels on a small target)
+    flow_steps: int | None = None  # None: the preset's, or with `--init` that checkpoint's
     relative_actions: bool = True  # experts predict offsets from the joint state (Architecture.relative_actions)
     # Gaussian noise on the joint state the networks see, as a share of its std; the targets stay the
     # demonstrated setpoints, so the policy learns to steer back to the demonstration (DART-style) instead of
@@ -107,6 +108,8 @@ class TrainOptions:
             raise ConfigError(f"--val-fraction: expected 0 <= f < 1, got {self.val_fraction}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device: expected cpu or cuda, got {self.device!r}")
+        if self.flow_steps is not None and (not isinstance(self.flow_steps, int) or self.flow_steps < 1):
+            raise ConfigError(f"--flow-steps: expected an integer >= 1, got {self.flow_steps!r}")
         if self.horizon_dt_s is not None and not self.horizon_dt_s > 0:
             raise ConfigError(f"--horizon-dt: expected seconds > 0, got {self.horizon_dt_s}")
         self.architecture()
@@ -116,6 +119,8 @@ class TrainOptions:
         arch = replace(get_preset(self.preset), relative_actions=self.relative_actions)
         if self.horizon_dt_s is not None:
             arch = replace(arch, horizon_dt_s=self.horizon_dt_s)
+        if self.flow_steps is not None:
+            arch = replace(arch, flow_steps=self.flow_steps)
         if self.image is not None:
             try:
                 w, h = (int(v) for v in self.image.lower().split("x"))
@@ -233,12 +238,19 @@ def describe_data(paths: Sequence[str | Path], opts: TrainOptions, mapping: str 
     ]
 
 
-def start_from(path: Path, ts: TrainingSet, cfg: CheckpointConfig) -> tuple[Checkpoint, CheckpointConfig]:
+def start_from(
+    path: Path, ts: TrainingSet, cfg: CheckpointConfig, flow_steps: int | None = None
+) -> tuple[Checkpoint, CheckpointConfig]:
     """`--init`: a checkpoint's weights, normalisation (its graphs bake it in) and task table, for data that fits
-    its architecture, action space and cameras. The training set's task rows become the checkpoint's."""
+    its architecture, action space and cameras. The training set's task rows become the checkpoint's.
+
+    The flow step count is not a weight: it stays the checkpoint's unless `flow_steps` asks for another (a
+    teacher with more steps grown from a student's weights, say), and then the same weights are rebuilt with it."""
     ck = load_checkpoint(path)
     ic = ck.config
-    mine, theirs = cfg.architecture.to_dict(), ic.architecture.to_dict()
+    steps = ic.architecture.flow_steps if flow_steps is None else flow_steps
+    cfg = replace(cfg, architecture=replace(cfg.architecture, flow_steps=steps))
+    mine, theirs = cfg.architecture.to_dict(), {**ic.architecture.to_dict(), "flow_steps": steps}
     if mine != theirs:
         diff = ", ".join(f"{k} {theirs.get(k)!r} (asked {v!r})" for k, v in mine.items() if theirs.get(k) != v)
         raise ConfigError(f"--init {path}: another architecture: {diff}; ask for the same --preset/--image/--actions")
@@ -260,7 +272,12 @@ def start_from(path: Path, ts: TrainingSet, cfg: CheckpointConfig) -> tuple[Chec
         if name in table:
             ts.task_table[i] = np.asarray(table[name], np.float32)
     ts.normalization = ic.normalization  # what the state noise scales by, too
-    return ck, replace(cfg, normalization=ic.normalization, tasks=ic.tasks, gate=ic.gate)
+    cfg = replace(cfg, normalization=ic.normalization, tasks=ic.tasks, gate=ic.gate)
+    if steps != ic.architecture.flow_steps:
+        nets = build_networks(cfg)
+        nets.load_state_dict(ck.networks.state_dict())
+        ck = replace(ck, networks=nets)
+    return ck, cfg
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -453,7 +470,7 @@ def train(
     digests = [{"path": str(p), "sha256": dataset_digest(p)} for p in paths]
     init_ck = None
     if init is not None:
-        init_ck, cfg = start_from(Path(init), ts, cfg)
+        init_ck, cfg = start_from(Path(init), ts, cfg, opts.flow_steps)
     init_info = None if init_ck is None else {"path": str(init), "sha256": init_ck.sha256}
     if dist_info.main:
         say(

@@ -39,6 +39,12 @@ def train(
     horizon_dt: Annotated[
         float | None, typer.Option("--horizon-dt", help="Seconds between world-model horizon steps.")
     ] = None,
+    flow_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--flow-steps", help="Euler steps of the predictive expert (default: the preset's; with --init, its)."
+        ),
+    ] = None,
     image: Annotated[
         str | None, typer.Option("--image", help="Model input WIDTHxHEIGHT instead of the preset's (e.g. 128x96).")
     ] = None,
@@ -100,6 +106,7 @@ def train(
         checkpoint_every=checkpoint_every,
         horizon_dt_s=horizon_dt,
         image=image,
+        flow_steps=flow_steps,
         relative_actions=actions == "relative",
         state_noise=state_noise,
         image_shift=image_shift,

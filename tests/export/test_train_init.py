@@ -60,3 +60,35 @@ def test_init_refuses_another_architecture(demos: Path, tmp_path: Path) -> None:
     start = init_checkpoint(tmp_path / "start", preset="nano", camera=cam)  # relative_actions false
     with pytest.raises(ConfigError, match=r"--init .*another architecture: relative_actions False \(asked True\)"):
         train([demos], tmp_path / "out", _opts(), init=start, **QUIET)  # type: ignore[arg-type]
+
+
+def _relative_start(path: Path, flow_steps: int) -> Path:
+    cam = CameraSpec("cam0", WIDTH, HEIGHT, 10, ("color",))
+    start = init_checkpoint(path, preset="nano", camera=cam, seed=3, flow_steps=flow_steps)
+    raw = json.loads((start / "config.json").read_text())
+    raw["architecture"]["relative_actions"] = True
+    (start / "config.json").write_text(json.dumps(raw))
+    return start
+
+
+def test_init_keeps_its_flow_steps_or_takes_the_ones_asked(demos: Path, tmp_path: Path) -> None:
+    # A 2-step student grows into a teacher with more steps: the step count is not a weight, so --init takes it.
+    start = _relative_start(tmp_path / "start", flow_steps=2)
+    assert load_checkpoint(start).config.architecture.flow_steps != TrainOptions().architecture().flow_steps
+
+    kept = train([demos], tmp_path / "kept", _opts(), init=start, **QUIET)  # type: ignore[arg-type]
+    assert load_checkpoint(kept.checkpoint).config.architecture.flow_steps == 2
+
+    grown = train([demos], tmp_path / "grown", _opts(flow_steps=6), init=start, **QUIET)  # type: ignore[arg-type]
+    ck = load_checkpoint(grown.checkpoint)
+    assert ck.config.architecture.flow_steps == 6
+    assert ck.networks.predictive_expert.arch.flow_steps == 6  # what sampling and the exported graph run
+    w0 = load_checkpoint(start).networks.state_dict()
+    w1 = ck.networks.state_dict()
+    k = next(n for n in w0 if n.startswith("predictive_expert.") and n.endswith("weight") and w0[n].ndim == 2)
+    assert float((w1[k] - w0[k]).abs().max()) < 0.05  # the init's weights, two steps on
+
+
+def test_flow_steps_below_one_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"--flow-steps: expected an integer >= 1, got 0"):
+        _opts(flow_steps=0).validate()
