@@ -24,6 +24,16 @@ def _opts(**kw: object) -> TrainOptions:
     return TrainOptions(**base)  # type: ignore[arg-type]
 
 
+def _relative_start(path: Path, flow_steps: int | None = None) -> Path:
+    """A seeded untrained checkpoint with relative actions, as `train` asks by default."""
+    cam = CameraSpec("cam0", WIDTH, HEIGHT, 10, ("color",))
+    start = init_checkpoint(path, preset="nano", camera=cam, seed=3, flow_steps=flow_steps)
+    raw = json.loads((start / "config.json").read_text())
+    raw["architecture"]["relative_actions"] = True
+    (start / "config.json").write_text(json.dumps(raw))
+    return start
+
+
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_demos(tmp_path_factory.mktemp("init") / "demos", episodes=3, seed=5)
@@ -31,11 +41,7 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_init_keeps_the_checkpoints_normalisation_and_task_table(demos: Path, tmp_path: Path) -> None:
     # An untrained checkpoint's statistics come from the joint limits, far from anything the data implies.
-    cam = CameraSpec("cam0", WIDTH, HEIGHT, 10, ("color",))
-    start = init_checkpoint(tmp_path / "start", preset="nano", camera=cam, seed=3)
-    raw = json.loads((start / "config.json").read_text())
-    raw["architecture"]["relative_actions"] = True  # as `train` asks by default
-    (start / "config.json").write_text(json.dumps(raw))
+    start = _relative_start(tmp_path / "start")
     before = load_checkpoint(start).config
     _, fresh = load_training_set([demos], _opts())
     assert fresh.normalization != before.normalization  # else the test would show nothing
@@ -60,15 +66,6 @@ def test_init_refuses_another_architecture(demos: Path, tmp_path: Path) -> None:
     start = init_checkpoint(tmp_path / "start", preset="nano", camera=cam)  # relative_actions false
     with pytest.raises(ConfigError, match=r"--init .*another architecture: relative_actions False \(asked True\)"):
         train([demos], tmp_path / "out", _opts(), init=start, **QUIET)  # type: ignore[arg-type]
-
-
-def _relative_start(path: Path, flow_steps: int) -> Path:
-    cam = CameraSpec("cam0", WIDTH, HEIGHT, 10, ("color",))
-    start = init_checkpoint(path, preset="nano", camera=cam, seed=3, flow_steps=flow_steps)
-    raw = json.loads((start / "config.json").read_text())
-    raw["architecture"]["relative_actions"] = True
-    (start / "config.json").write_text(json.dumps(raw))
-    return start
 
 
 def test_init_keeps_its_flow_steps_or_takes_the_ones_asked(demos: Path, tmp_path: Path) -> None:
