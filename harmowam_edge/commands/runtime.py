@@ -194,6 +194,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--bus", help="--sim: each arm a simulated servo bus (feetech or dynamixel)."),
         ] = None,
+        replan_every: Annotated[
+            int | None,
+            typer.Option("--replan-every", help="Actions between chunk requests (default: half a chunk)."),
+        ] = None,
     ) -> None:
         """Run a policy on the robot: camera frames in, world model → gate → experts, joint setpoints out.
 
@@ -213,6 +217,7 @@ def register(app: typer.Typer) -> None:
         checks.positive("--duration", duration)
         checks.rate_hz("--rate", rate)
         checks.int_range("--threads", threads, 1)
+        checks.int_range("--replan-every", replan_every, 1)
         checks.int_range("--arms", arms, 1, 2)
         checks.seed("--seed", seed)
         t_launch = time.monotonic()
@@ -332,6 +337,7 @@ def register(app: typer.Typer) -> None:
                 status=status,
                 t_launch=t_launch,
                 safety=safety,
+                replan_every_steps=replan_every,
             )
             _echo(
                 f"running {name_task!r} on {the_rig.name} with {loaded.backend}"

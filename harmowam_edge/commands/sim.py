@@ -461,6 +461,21 @@ def eval_(
     backend: Annotated[str, typer.Option("--backend", help="auto, onnxruntime or tensorrt.")] = "auto",
     precision: Annotated[str | None, typer.Option("--precision", help="fp32, fp16 or int8 graphs.")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads per graph.")] = None,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gate",
+            help="auto (the bundle's gate decides), reactive, predictive or blend; repeat to run each bundle "
+            "under several, interleaved (an ablation of the gate).",
+        ),
+    ] = None,
+    replan_every: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--replan-every",
+            help="Actions between chunk requests (default: half a chunk); repeat to compare several, interleaved.",
+        ),
+    ] = None,
 ) -> None:
     """Closed-loop success of bundles on the simulated rig: the real Policy through run_policy, per seed."""
     from rich.console import Console
@@ -488,6 +503,8 @@ def eval_(
         precision=precision,
         threads=threads,
         expert=expert,
+        gate_modes=tuple(gate or ("auto",)),
+        replan_every=tuple(replan_every or (None,)),
     )
     cfg.validate()
     console = Console(stderr=True)
@@ -500,7 +517,7 @@ def eval_(
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        total = episodes * (len(bundle) + int(expert))
+        total = episodes * (len(bundle) * len(cfg.gate_modes) * len(cfg.replan_every) + int(expert))
         job = bar.add_task("starting the simulated rig ...", total=total)
 
         def on_episode(done: int, n: int, o: EpisodeOutcome) -> None:

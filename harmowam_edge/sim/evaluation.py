@@ -37,7 +37,8 @@ from harmowam_edge.control.loop import (
 )
 from harmowam_edge.control.safety import SafetyConfig
 from harmowam_edge.errors import ConfigError, HarmowamError
-from harmowam_edge.policy.policy import ActionChunk
+from harmowam_edge.policy.gate import GATE_MODES
+from harmowam_edge.policy.policy import ActionChunk, Policy
 from harmowam_edge.sim import eval_stats, planning, seeds, success
 from harmowam_edge.sim.expert import choose_arm
 from harmowam_edge.sim.grasps import GraspAttempt, GraspTracker, attempt_summary
@@ -51,6 +52,7 @@ REPORT_FORMAT = "harmowam-sim-eval"
 REPORT_VERSION = 1
 DEFAULT_BUDGET_S = 20.0
 SUCCESS_MESSAGE = "episode over: the task's success predicate holds"
+AUTO_GATE = "auto"
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,26 @@ class EvalConfig:
     precision: str | None = None
     threads: int | None = None
     expert: bool = False  # also run the scripted expert through the same harness (an upper bound)
+    # Who acts: `auto` is the bundle's gate; a forced mode runs the same bundle with one expert (an ablation).
+    gate_modes: tuple[str, ...] = (AUTO_GATE,)
+    # Actions between chunk requests (the runtime's `replan_every_steps`); None: half a chunk. Several: one
+    # variant each, interleaved.
+    replan_every: tuple[int | None, ...] = (None,)
 
     def validate(self) -> None:
         if not self.bundles:
             raise ConfigError("--bundle: give at least one deploy bundle")
+        choices = (AUTO_GATE, *GATE_MODES)
+        for m in self.gate_modes:
+            if m not in choices:
+                raise ConfigError(f"--gate: expected one of {', '.join(choices)}, got {m!r}")
+        if not self.gate_modes or len(set(self.gate_modes)) != len(self.gate_modes):
+            raise ConfigError(f"--gate: expected distinct modes, got {', '.join(self.gate_modes) or 'none'}")
+        for r in self.replan_every:
+            if r is not None and r < 1:
+                raise ConfigError(f"--replan-every: expected an integer >= 1 (actions), got {r}")
+        if not self.replan_every or len(set(self.replan_every)) != len(self.replan_every):
+            raise ConfigError("--replan-every: expected distinct values")
         if self.episodes < 1:
             raise ConfigError(f"--episodes: expected at least 1, got {self.episodes}")
         if not 1.0 <= self.time_budget_s <= 600.0:
@@ -189,9 +207,11 @@ def run_eval_episode(
     video_path: Path | None = None,
     policy_factory: PolicyFactory | None = None,
     observer_factory: ObserverFactory | None = None,
+    replan_every_steps: int | None = None,
 ) -> EpisodeOutcome:
     """One episode of one bundle: reset the world for `seed`, run the policy until success or the budget.
-    `policy_factory(rig, task, acting)`: a stand-in for the bundle's `Policy` (the scripted expert).
+    `policy_factory(rig, task, acting, seed)`: a stand-in for the bundle's `Policy` (the scripted expert, a
+    forced gate mode).
     `observer_factory(rig, task, acting)`: more observers of the run, made after the reset (`sim dagger`'s
     recorder)."""
     _clear_estops(rig)
@@ -225,11 +245,12 @@ def run_eval_episode(
         seed=seed,
         handle_signals=False,
         safety=SafetyConfig(state_timeout_s=SIM_STATE_TIMEOUT_S),  # as run --sim
+        replan_every_steps=replan_every_steps,
     )
     t0 = time.monotonic()
     sim_rig = Rig(list(rig.arm_ports), [camera, *rig.cameras[1:]], name="sim", stop_cameras=False)
     try:
-        policy = None if policy_factory is None else policy_factory(rig, task, acting)
+        policy = None if policy_factory is None else policy_factory(rig, task, acting, seed)
         summary = run_policy(bundle, sim_rig, options, observers, policy=policy)
     except (HarmowamError, OSError, planning.IKError) as e:  # could not start (no plan, a firmware fault)
         verdict = judge.last or success.judge_task(task.kind, judge.facts())
@@ -287,7 +308,7 @@ def run_eval_episode(
     )
 
 
-PolicyFactory = Callable[[SimRig, Task, int], Any]
+PolicyFactory = Callable[[SimRig, Task, int, int], Any]
 ObserverFactory = Callable[[SimRig, Task, int], Sequence[RunObserver]]
 EXPERT_LABEL = "scripted-expert"
 
@@ -296,13 +317,49 @@ def scripted_policy(bundle: LoadedBundle) -> PolicyFactory:
     """The scripted expert in the policy's place (plans from ground truth, chunks at the bundle's rate)."""
     from harmowam_edge.sim.loop_expert import ScriptedPolicy
 
-    def make(rig: SimRig, task: Task, acting: int) -> Any:
+    def make(rig: SimRig, task: Task, acting: int, seed: int) -> Any:
         plans: list[planning.TaskPlan | None] = [None] * len(rig.plants)
         start = rig.plants[acting].measure()
         plans[acting] = planning.plan_task(rig.world, acting, task.kind, task.object, start.positions, start.gripper)
         return ScriptedPolicy(bundle.manifest, plans, task)
 
     return make
+
+
+def forced_policy(bundle: LoadedBundle, mode: str) -> PolicyFactory:
+    """The bundle's own `Policy` with the gate's decision overridden (seeded per episode, as `run_policy` does)."""
+
+    def make(rig: SimRig, task: Task, acting: int, seed: int) -> Any:
+        return Policy(bundle, task.name, seed=seed, force_mode=mode)  # type: ignore[arg-type]
+
+    return make
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column of an evaluation: a bundle (by index) run with one gate mode and one replanning interval."""
+
+    label: str
+    bundle: int
+    gate: str
+    replan: int | None = None
+
+
+def eval_variants(
+    paths: Sequence[Path], gate_modes: Sequence[str], replan_every: Sequence[int | None] = (None,)
+) -> list[Variant]:
+    """Every bundle under every gate mode and replanning interval, bundle by bundle. Labels are the bundles'
+    names, with `/mode` where other modes than `auto` run and `/replanN` where an interval was given."""
+    names = bundle_labels(paths)
+    tag_gate = tuple(gate_modes) != (AUTO_GATE,)
+    tag_replan = tuple(replan_every) != (None,)
+    out: list[Variant] = []
+    for i, name in enumerate(names):
+        for mode in gate_modes:
+            for r in replan_every:
+                label = name + (f"/{mode}" if tag_gate else "") + (f"/replan{r}" if tag_replan else "")
+                out.append(Variant(label, i, mode, r))
+    return out
 
 
 def bundle_labels(paths: Sequence[Path]) -> list[str]:
@@ -373,22 +430,26 @@ def run_evaluation(
     seeds.check_evaluation_seeds(cfg.seed, cfg.episodes, used)
     seed_list = list(range(cfg.seed, cfg.seed + cfg.episodes))
     tasks = {s: parse_task(cfg.task, None, s) for s in seed_list}
-    labels = bundle_labels(cfg.bundles) + ([EXPERT_LABEL] if cfg.expert else [])
+    variants = eval_variants(cfg.bundles, cfg.gate_modes, cfg.replan_every)
+    if cfg.expert:  # on the first bundle's cameras and action rate
+        variants.append(Variant(EXPERT_LABEL, 0, "scripted"))
+    labels = [v.label for v in variants]
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     outcomes: list[EpisodeOutcome] = []
     with contextlib.ExitStack() as stack:
-        loaded: list[LoadedBundle] = []
+        bundles: list[LoadedBundle] = []
         for p in cfg.bundles:
             b = load_bundle(p, backend=cfg.backend, precision=cfg.precision, threads=cfg.threads)  # type: ignore[arg-type]
             stack.callback(b.close)
             for name in sorted({t.name for t in tasks.values()}):
                 b.task_embedding(name)  # a clear error now for a task the bundle was not made for
-            loaded.append(b)
-        factories: list[PolicyFactory | None] = [None] * len(loaded)
-        if cfg.expert:  # on the first bundle's cameras and action rate
-            loaded.append(loaded[0])
-            factories.append(scripted_policy(loaded[0]))
+            bundles.append(b)
+        loaded = [bundles[v.bundle] for v in variants]
+        factories: list[PolicyFactory | None] = [
+            scripted_policy(b) if v.label == EXPERT_LABEL else None if v.gate == AUTO_GATE else forced_policy(b, v.gate)
+            for v, b in zip(variants, loaded, strict=True)
+        ]
         rigs: dict[str, SimRig] = {}
         rig_of: list[str] = []
         for b in loaded:
@@ -409,22 +470,23 @@ def run_evaluation(
                         cam.stop()
             video = None
             if cfg.video and labels[j] not in filmed:
-                video = out / f"failure_{labels[j]}_seed{seed}.mp4"
+                video = out / f"failure_{labels[j].replace('/', '_')}_seed{seed}.mp4"
             outcome = run_eval_episode(
-                loaded[j], labels[j], rig, tasks[seed], seed, cfg.time_budget_s, video, factories[j]
-            )
+                loaded[j], labels[j], rig, tasks[seed], seed, cfg.time_budget_s, video, factories[j],
+                replan_every_steps=variants[j].replan,
+            )  # fmt: skip
             if outcome.video is not None:
                 filmed.add(labels[j])
             outcomes.append(outcome)
-            report = build_report(cfg, labels, outcomes, complete=done + 1 == len(order))
+            report = build_report(cfg, variants, outcomes, complete=done + 1 == len(order))
             write_report(out / "report.json", report)
             if on_episode is not None:
                 on_episode(done + 1, len(order), outcome)
-    return build_report(cfg, labels, outcomes, complete=True)
+    return build_report(cfg, variants, outcomes, complete=True)
 
 
 def build_report(
-    cfg: EvalConfig, labels: Sequence[str], outcomes: Sequence[EpisodeOutcome], *, complete: bool
+    cfg: EvalConfig, variants: Sequence[Variant], outcomes: Sequence[EpisodeOutcome], *, complete: bool
 ) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT,
@@ -438,8 +500,14 @@ def build_report(
         "time_budget_s": cfg.time_budget_s,
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "bundles": [
-            {"label": lab, "path": str(p), **summarize(outcomes, lab)}
-            for lab, p in zip(labels, [*cfg.bundles, "scripted expert"], strict=False)
+            {
+                "label": v.label,
+                "path": "scripted expert" if v.label == EXPERT_LABEL else str(cfg.bundles[v.bundle]),
+                "gate_mode": v.gate,
+                "replan_every_steps": v.replan,
+                **summarize(outcomes, v.label),
+            }
+            for v in variants
         ],
         "episodes": [o.to_dict() for o in outcomes],
     }

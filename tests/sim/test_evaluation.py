@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,6 +115,56 @@ def test_sim_eval_cli_runs_a_bundle_and_writes_a_well_formed_report(nano_bundle,
     assert b["grasps"]["failures"] == (0 if ep["success"] else 1)
     assert b["grasps"]["attempts_per_episode"] == len(ep["grasp_attempts"])
     assert all(set(a) == {"t_s", "target", "offset_m", "nearest", "reopened"} for a in ep["grasp_attempts"])
+
+
+def test_gate_modes_make_one_labelled_variant_per_bundle_and_mode_and_bad_modes_are_named(tmp_path):
+    from pathlib import Path
+
+    from harmowam_edge.errors import ConfigError
+    from harmowam_edge.sim.evaluation import EvalConfig, eval_variants
+
+    paths = [Path("out/st-fp32"), Path("out/st-int8")]
+    assert [v.label for v in eval_variants(paths, ["auto"])] == ["st-fp32", "st-int8"]
+    vs = eval_variants(paths, ["auto", "reactive"])
+    assert [(v.label, v.bundle, v.gate) for v in vs] == [
+        ("st-fp32/auto", 0, "auto"), ("st-fp32/reactive", 0, "reactive"),
+        ("st-int8/auto", 1, "auto"), ("st-int8/reactive", 1, "reactive"),
+    ]  # fmt: skip
+    vs = eval_variants(paths[:1], ["reactive"], [6, 2])
+    assert [(v.label, v.replan) for v in vs] == [("st-fp32/reactive/replan6", 6), ("st-fp32/reactive/replan2", 2)]
+    base: dict[str, Any] = {"bundles": (tmp_path,), "task": "pick_red_cube", "episodes": 1, "seed": 100_000}
+    with pytest.raises(ConfigError, match=r"--gate: expected one of auto, reactive, predictive, blend, got 'gated'"):
+        EvalConfig(**base, gate_modes=("gated",)).validate()
+    with pytest.raises(ConfigError, match="--gate: expected distinct modes"):
+        EvalConfig(**base, gate_modes=("reactive", "reactive")).validate()
+    with pytest.raises(ConfigError, match=r"--replan-every: expected an integer >= 1 \(actions\), got 0"):
+        EvalConfig(**base, replan_every=(6, 0)).validate()
+
+
+def test_sim_eval_with_a_forced_gate_mode_runs_only_that_expert(nano_bundle, tmp_path, capsys):
+    """`--gate auto --gate reactive`: the same bundle twice, interleaved; the forced run never blends or predicts.
+    `--replan-every 3` is carried into both variants' labels and the report."""
+    from harmowam_edge.cli import main
+
+    out = tmp_path / "eval"
+    args = ["sim", "eval", "--bundle", str(nano_bundle), "--task", "pick_red_cube", "--episodes", "1",
+            "--seed", "100000", "--time-budget", "2", "--out", str(out), "--threads", "1", "--no-video",
+            "--gate", "auto", "--gate", "reactive", "--replan-every", "3"]  # fmt: skip
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    name = nano_bundle.resolve().name
+    by_label = {b["label"]: b for b in report["bundles"]}
+    assert set(by_label) == {f"{name}/auto/replan3", f"{name}/reactive/replan3"}
+    forced = by_label[f"{name}/reactive/replan3"]
+    assert (forced["gate_mode"], forced["replan_every_steps"]) == ("reactive", 3)
+    assert forced["chunks_made"] > 0
+    assert set(forced["gate"]["share_of_ticks"]) <= {"reactive"}
+    assert sorted(e["bundle"] for e in report["episodes"]) == sorted(by_label)
 
 
 def test_the_eval_observer_counts_refused_chunks_and_keeps_the_first_reason():
