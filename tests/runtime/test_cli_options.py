@@ -63,6 +63,7 @@ def cam_recording(recordings_dir: Path) -> Recording:
         (["--duration", "1", "--rate", "-200"], "--rate: expected a rate between 10 and 2000 Hz, got -200"),
         (["--duration", "1", "--threads", "0"], "--threads: expected an integer >= 1, got 0"),
         (["--duration", "1", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+        (["--duration", "1", "--replan-every", "0"], "--replan-every: expected an integer >= 1, got 0"),
     ],
 )
 def test_run_refuses_a_bad_number_before_the_arm_hears_anything(
