@@ -482,7 +482,7 @@ def eval_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from harmowam_edge.commands import option_checks as checks
-    from harmowam_edge.sim.evaluation import EpisodeOutcome, EvalConfig, run_evaluation
+    from harmowam_edge.sim.evaluation import EpisodeOutcome, EvalConfig, eval_variants, run_evaluation
 
     checks.int_range("--episodes", episodes, 1)
     checks.positive("--time-budget", time_budget)
@@ -517,7 +517,7 @@ def eval_(
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        total = episodes * (len(bundle) * len(cfg.gate_modes) * len(cfg.replan_every) + int(expert))
+        total = episodes * (len(eval_variants(cfg.bundles, cfg.gate_modes, cfg.replan_every)) + int(expert))
         job = bar.add_task("starting the simulated rig ...", total=total)
 
         def on_episode(done: int, n: int, o: EpisodeOutcome) -> None:

@@ -362,6 +362,13 @@ def eval_variants(
     return out
 
 
+def _policy_factory(v: Variant, bundle: LoadedBundle) -> PolicyFactory | None:
+    """None: `run_policy` makes the bundle's own `Policy`, its gate deciding."""
+    if v.label == EXPERT_LABEL:
+        return scripted_policy(bundle)
+    return None if v.gate == AUTO_GATE else forced_policy(bundle, v.gate)
+
+
 def bundle_labels(paths: Sequence[Path]) -> list[str]:
     """Short unique names for the report: the folder names, numbered where two are alike."""
     names = [p.resolve().name or str(p) for p in paths]
@@ -446,10 +453,7 @@ def run_evaluation(
                 b.task_embedding(name)  # a clear error now for a task the bundle was not made for
             bundles.append(b)
         loaded = [bundles[v.bundle] for v in variants]
-        factories: list[PolicyFactory | None] = [
-            scripted_policy(b) if v.label == EXPERT_LABEL else None if v.gate == AUTO_GATE else forced_policy(b, v.gate)
-            for v, b in zip(variants, loaded, strict=True)
-        ]
+        factories = [_policy_factory(v, b) for v, b in zip(variants, loaded, strict=True)]
         rigs: dict[str, SimRig] = {}
         rig_of: list[str] = []
         for b in loaded:

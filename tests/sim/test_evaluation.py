@@ -148,7 +148,7 @@ def test_sim_eval_with_a_forced_gate_mode_runs_only_that_expert(nano_bundle, tmp
 
     out = tmp_path / "eval"
     args = ["sim", "eval", "--bundle", str(nano_bundle), "--task", "pick_red_cube", "--episodes", "1",
-            "--seed", "100000", "--time-budget", "2", "--out", str(out), "--threads", "1", "--no-video",
+            "--seed", "100000", "--time-budget", "3", "--out", str(out), "--threads", "1", "--no-video",
             "--gate", "auto", "--gate", "reactive", "--replan-every", "3"]  # fmt: skip
     try:
         main(args)
