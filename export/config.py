@@ -20,6 +20,9 @@ CHUNK_SIZE = 12  # action steps per chunk, as published
 ACTION_RATE_HZ = 48.0
 
 
+MAX_KEYPOINTS = 64
+
+
 @dataclass(frozen=True)
 class Architecture:
     """Sizes of the four networks. Token count from the image stem dominates the world model's cost."""
@@ -50,6 +53,10 @@ class Architecture:
     # statistics) rather than as an absolute position: holding the pose is the zero output, and the networks
     # spend their precision on the motion. The graphs still output absolute setpoints.
     relative_actions: bool = False
+    # Spatial-softmax keypoints per camera (0: none), read from a conv map at half the model's input resolution
+    # beside the patch embedding. At 128x96 the target cube lies inside one 16 px patch, and the policies here
+    # missed it by a few pixels sideways; a keypoint's expected coordinates are precise to a fraction of a pixel.
+    keypoints: int = 0
 
     def validate(self, where: str = "architecture") -> None:
         for f in fields(self):
@@ -63,6 +70,9 @@ class Architecture:
             elif f.name in _FLOAT_FIELDS:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                     raise ConfigError(f"{where}.{f.name}: expected a number > 0, got {v!r}")
+            elif f.name == "keypoints":
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_KEYPOINTS:
+                    raise ConfigError(f"{where}.keypoints: expected an integer in 0..{MAX_KEYPOINTS}, got {v!r}")
             elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{where}.{f.name}: expected an integer >= 1, got {v!r}")
         if self.image_height % self.patch or self.image_width % self.patch:

@@ -155,6 +155,7 @@ class ImageStem(nn.Module):
         self.patch = nn.Conv2d(channels, arch.dim, kernel_size=arch.patch, stride=arch.patch)
         n = (self.out_h // arch.patch) * (self.out_w // arch.patch)
         self.pos = nn.Parameter(torch.randn(1, n, arch.dim) * 0.02)
+        self.keypoints = SpatialKeypoints(channels, arch) if arch.keypoints else None
 
     def _shrink(self, x: Tensor) -> Tensor:
         b = self.box
@@ -174,8 +175,13 @@ class ImageStem(nn.Module):
             # z16 -> metres -> [0, 1] over the working range, clamped before averaging so far returns saturate.
             d = torch.clamp(depth.to(torch.float32).unsqueeze(1) * self.depth_scale, 0.0, 1.0)
             x = torch.cat([x, self._shrink(d) * 2.0 - 1.0], dim=1)
-        x = self.patch(x).flatten(2).transpose(1, 2)
-        return x + self.pos
+        return self._tokens(x)
+
+    def _tokens(self, x: Tensor) -> Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2) + self.pos
+        if self.keypoints is not None:
+            tokens = tokens + self.keypoints(x).unsqueeze(1)
+        return tokens
 
     # Training caches the shrunk frames (crop + pool + resize run once per frame, not once per step). These three
     # split `forward` at that point; `forward` itself stays as it is, so the exported graph does not change.
@@ -193,8 +199,40 @@ class ImageStem(nn.Module):
         x = color * self.pix_scale + self.pix_shift
         if depth is not None:
             x = torch.cat([x, depth * 2.0 - 1.0], dim=1)
-        x = self.patch(x).flatten(2).transpose(1, 2)
-        return x + self.pos
+        return self._tokens(x)
+
+
+class SpatialKeypoints(nn.Module):
+    """Normalised image [B, C, h, w] -> [B, D]: the expected (x, y) of each keypoint map, embedded.
+
+    Two convolutions make K score maps at half resolution; a softmax over each map's pixels and the pixel
+    coordinates give K points in [-1, 1]. The embedding is added to every image token of the camera, and its last
+    layer starts at zero, so a network grown with keypoints from one without (`train --init`) computes what it did.
+    """
+
+    grid: Tensor
+
+    def __init__(self, channels: int, arch: Architecture) -> None:
+        super().__init__()
+        width = max(16, arch.keypoints)
+        self.maps = nn.Sequential(
+            nn.Conv2d(channels, width, kernel_size=3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, arch.keypoints, kernel_size=3, padding=1),
+        )
+        h, w = (arch.image_height + 1) // 2, (arch.image_width + 1) // 2
+        ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, h), torch.linspace(-1.0, 1.0, w), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1), persistent=False)
+        self.embed = nn.Linear(2 * arch.keypoints, arch.dim)
+        nn.init.zeros_(self.embed.weight)
+        nn.init.zeros_(self.embed.bias)
+
+    def points(self, x: Tensor) -> Tensor:
+        """[B, K, 2]: each map's softmax-weighted mean pixel position, x then y."""
+        return torch.softmax(self.maps(x).flatten(2), dim=-1) @ self.grid
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.embed(self.points(x).flatten(1))
 
 
 class Normalizer(nn.Module):

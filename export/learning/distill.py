@@ -138,6 +138,7 @@ def student_architecture(
         horizon_dt_s=t.horizon_dt_s,
         task_dim=t.task_dim,  # the student keeps the teacher's task embeddings
         relative_actions=t.relative_actions,  # and its normalisation, which says what the outputs are
+        keypoints=t.keypoints,  # cheap beside the patch tokens, and what the teacher's aim was learnt with
     )
     arch.validate("student architecture")
     return arch

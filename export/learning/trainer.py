@@ -68,6 +68,7 @@ class TrainOptions:
     horizon_dt_s: float | None = None  # None: the preset's
     image: str | None = None  # model input WIDTHxHEIGHT instead of the preset's (more pixels on a small target)
     flow_steps: int | None = None  # None: the preset's, or with `--init` that checkpoint's
+    keypoints: int | None = None  # spatial-softmax keypoints per camera; None: the preset's (0) or `--init`'s
     relative_actions: bool = True  # experts predict offsets from the joint state (Architecture.relative_actions)
     # Gaussian noise on the joint state the networks see, as a share of its std; the targets stay the
     # demonstrated setpoints, so the policy learns to steer back to the demonstration (DART-style) instead of
@@ -110,6 +111,10 @@ class TrainOptions:
             raise ConfigError(f"--device: expected cpu or cuda, got {self.device!r}")
         if self.flow_steps is not None and (not isinstance(self.flow_steps, int) or self.flow_steps < 1):
             raise ConfigError(f"--flow-steps: expected an integer >= 1, got {self.flow_steps!r}")
+        if self.keypoints is not None and (
+            isinstance(self.keypoints, bool) or not isinstance(self.keypoints, int) or not 0 <= self.keypoints <= 64
+        ):
+            raise ConfigError(f"--keypoints: expected an integer in 0..64, got {self.keypoints!r}")
         if self.horizon_dt_s is not None and not self.horizon_dt_s > 0:
             raise ConfigError(f"--horizon-dt: expected seconds > 0, got {self.horizon_dt_s}")
         self.architecture()
@@ -121,6 +126,8 @@ class TrainOptions:
             arch = replace(arch, horizon_dt_s=self.horizon_dt_s)
         if self.flow_steps is not None:
             arch = replace(arch, flow_steps=self.flow_steps)
+        if self.keypoints is not None:
+            arch = replace(arch, keypoints=self.keypoints)
         if self.image is not None:
             try:
                 w, h = (int(v) for v in self.image.lower().split("x"))
@@ -239,18 +246,26 @@ def describe_data(paths: Sequence[str | Path], opts: TrainOptions, mapping: str 
 
 
 def start_from(
-    path: Path, ts: TrainingSet, cfg: CheckpointConfig, flow_steps: int | None = None
+    path: Path, ts: TrainingSet, cfg: CheckpointConfig, flow_steps: int | None = None, keypoints: int | None = None
 ) -> tuple[Checkpoint, CheckpointConfig]:
     """`--init`: a checkpoint's weights, normalisation (its graphs bake it in) and task table, for data that fits
     its architecture, action space and cameras. The training set's task rows become the checkpoint's.
 
     The flow step count is not a weight: it stays the checkpoint's unless `flow_steps` asks for another (a
-    teacher with more steps grown from a student's weights, say), and then the same weights are rebuilt with it."""
+    teacher with more steps grown from a student's weights, say), and then the same weights are rebuilt with it.
+    `keypoints` may grow a checkpoint without them: the new branch starts at zero, so the function is unchanged."""
     ck = load_checkpoint(path)
     ic = ck.config
     steps = ic.architecture.flow_steps if flow_steps is None else flow_steps
-    cfg = replace(cfg, architecture=replace(cfg.architecture, flow_steps=steps))
-    mine, theirs = cfg.architecture.to_dict(), {**ic.architecture.to_dict(), "flow_steps": steps}
+    kp = ic.architecture.keypoints if keypoints is None else keypoints
+    if kp != ic.architecture.keypoints and ic.architecture.keypoints:
+        raise ConfigError(
+            f"--init {path}: it has {ic.architecture.keypoints} keypoints (asked {kp}); keypoints can only be added "
+            "to a checkpoint without them"
+        )
+    cfg = replace(cfg, architecture=replace(cfg.architecture, flow_steps=steps, keypoints=kp))
+    mine = cfg.architecture.to_dict()
+    theirs = {**ic.architecture.to_dict(), "flow_steps": steps, "keypoints": kp}
     if mine != theirs:
         diff = ", ".join(f"{k} {theirs.get(k)!r} (asked {v!r})" for k, v in mine.items() if theirs.get(k) != v)
         raise ConfigError(f"--init {path}: another architecture: {diff}; ask for the same --preset/--image/--actions")
@@ -273,9 +288,12 @@ def start_from(
             ts.task_table[i] = np.asarray(table[name], np.float32)
     ts.normalization = ic.normalization  # what the state noise scales by, too
     cfg = replace(cfg, normalization=ic.normalization, tasks=ic.tasks, gate=ic.gate)
-    if steps != ic.architecture.flow_steps:
+    if steps != ic.architecture.flow_steps or kp != ic.architecture.keypoints:
         nets = build_networks(cfg)
-        nets.load_state_dict(ck.networks.state_dict())
+        # A new keypoint branch keeps its fresh (zero-output) weights; every other tensor is the checkpoint's,
+        # loaded strictly.
+        fresh = {k: v for k, v in nets.state_dict().items() if ".keypoints." in k}
+        nets.load_state_dict({**fresh, **ck.networks.state_dict()})
         ck = replace(ck, networks=nets)
     return ck, cfg
 
@@ -470,7 +488,7 @@ def train(
     digests = [{"path": str(p), "sha256": dataset_digest(p)} for p in paths]
     init_ck = None
     if init is not None:
-        init_ck, cfg = start_from(Path(init), ts, cfg, opts.flow_steps)
+        init_ck, cfg = start_from(Path(init), ts, cfg, opts.flow_steps, opts.keypoints)
     init_info = None if init_ck is None else {"path": str(init), "sha256": init_ck.sha256}
     if dist_info.main:
         say(

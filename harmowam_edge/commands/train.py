@@ -77,6 +77,14 @@ def train(
             help="Draw frames whose label opens the fingers (a missed grasp's retry) this many times as often.",
         ),
     ] = 1.0,
+    keypoints: Annotated[
+        int | None,
+        typer.Option(
+            "--keypoints",
+            help="Spatial-softmax keypoints per camera beside the patch tokens (sub-pixel target position); "
+            "default: the preset's (0) or --init's, which can grow them from 0.",
+        ),
+    ] = None,
     mapping: Annotated[Path | None, typer.Option("--mapping", help="LeRobot feature mapping file.")] = None,
     init: Annotated[
         Path | None,
@@ -107,6 +115,7 @@ def train(
         horizon_dt_s=horizon_dt,
         image=image,
         flow_steps=flow_steps,
+        keypoints=keypoints,
         relative_actions=actions == "relative",
         state_noise=state_noise,
         image_shift=image_shift,

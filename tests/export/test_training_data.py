@@ -180,14 +180,15 @@ def test_frames_that_reopen_shut_fingers_are_found_and_drawn_more_often(tmp_path
     from export.learning.sampler import TrainingSet, reopening_frames
 
     space = reference_action_space(1)
-    state = np.zeros((5, 7), np.float32)
-    state[:, 6] = [0.0, 0.0, 0.038, 0.038, 0.08]  # shut, shut, holding a 4 cm cube twice, open
+    state = np.zeros((7, 7), np.float32)
+    state[:, 6] = [0.0, 0.0, 0.038, 0.038, 0.08, 0.019, 0.021]  # shut, shut, holding a 4 cm cube twice, open, 19/21 mm
     chunks = np.repeat(state[:, None, :], 12, axis=1)
     chunks[0, -1, 6] = 0.03  # opens 30 mm within the chunk
     chunks[1, -1, 6] = 0.004  # a crawl: 4 mm
-    chunks[2, -1, 6] = 0.08  # a release
+    chunks[2, -1, 6] = 0.08  # a release from 38 mm: the fingers were not shut
     chunks[3, -1, 6] = 0.0  # squeezes on
-    assert reopening_frames(state, chunks, space).tolist() == [True, False, True, False, False]
+    chunks[5:, -1, 6] = 0.08  # both open fully; only the one at or under 20 mm (a quarter of the range) was shut
+    assert reopening_frames(state, chunks, space).tolist() == [True, False, False, False, False, True, False]
 
     eps = read_sim_episodes(write_demos(tmp_path / "d", episodes=3))
     shut = eps[0].joint_pos.copy()
