@@ -122,3 +122,12 @@ def test_keypoint_counts_out_of_range_are_refused() -> None:
         TrainOptions(keypoints=65).validate()
     with pytest.raises(ConfigError, match=r"architecture\.keypoints: expected an integer in 0\.\.64, got -1"):
         dataclasses.replace(PRESETS["nano"], keypoints=-1).validate()
+
+
+def test_a_student_keeps_its_teachers_keypoints() -> None:
+    from export.learning.distill import DistillOptions, student_architecture
+
+    teacher = _cfg(keypoints=16)
+    arch = student_architecture(DistillOptions(flow_steps=1), teacher)
+    assert (arch.keypoints, arch.flow_steps) == (16, 1)
+    assert student_architecture(DistillOptions(flow_steps=1), _cfg(keypoints=0)).keypoints == 0
