@@ -32,7 +32,7 @@ from export.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from export.config import DEFAULT_TASKS, Architecture, CheckpointConfig, Task
+from export.config import DEFAULT_TASKS, MAX_KEYPOINTS, Architecture, CheckpointConfig, Task
 from export.config import preset as get_preset
 from export.errors import ConfigError, DatasetError, OutputExistsError
 from export.learning.augment import shift_batch
@@ -112,9 +112,11 @@ class TrainOptions:
         if self.flow_steps is not None and (not isinstance(self.flow_steps, int) or self.flow_steps < 1):
             raise ConfigError(f"--flow-steps: expected an integer >= 1, got {self.flow_steps!r}")
         if self.keypoints is not None and (
-            isinstance(self.keypoints, bool) or not isinstance(self.keypoints, int) or not 0 <= self.keypoints <= 64
+            isinstance(self.keypoints, bool)
+            or not isinstance(self.keypoints, int)
+            or not 0 <= self.keypoints <= MAX_KEYPOINTS
         ):
-            raise ConfigError(f"--keypoints: expected an integer in 0..64, got {self.keypoints!r}")
+            raise ConfigError(f"--keypoints: expected an integer in 0..{MAX_KEYPOINTS}, got {self.keypoints!r}")
         if self.horizon_dt_s is not None and not self.horizon_dt_s > 0:
             raise ConfigError(f"--horizon-dt: expected seconds > 0, got {self.horizon_dt_s}")
         self.architecture()
