@@ -27,6 +27,7 @@ from harmowam_edge.sim.world import ArmIndex, SimWorld
 # The expert moves well inside the firmware's limits, so the firmware never has to clip its reference.
 EXPERT_VELOCITY = 0.6 * REFERENCE_JOINT_MAX_VELOCITY
 EXPERT_ACCELERATION = 0.5 * REFERENCE_JOINT_MAX_ACCELERATION
+SLOW_VELOCITY = 0.4 * EXPERT_VELOCITY  # the expert's careful moves: the descent, the lift, the place
 GRIPPER_VELOCITY = 0.8 * REFERENCE_GRIPPER[2]
 GRIPPER_ACCELERATION = 0.8 * REFERENCE_GRIPPER[3]
 APPROACH_HEIGHT = success.APPROACH_HEIGHT  # m above the grasp point
@@ -261,20 +262,21 @@ def grasp_yaw(object_quat: np.ndarray, current_yaw: float) -> float:
     return min(candidates, key=lambda a: abs(math.atan2(math.sin(a - current_yaw), math.cos(a - current_yaw))))
 
 
-def _gripper_time(g0: float, g1: float) -> float:
+def gripper_time(g0: float, g1: float) -> float:
+    """Shortest minimum-jerk time for the gripper to go from opening `g0` to `g1` within its limits."""
     return min_jerk_duration(np.array([g1 - g0]), GRIPPER_VELOCITY, GRIPPER_ACCELERATION, 0.0)
 
 
 def timed_segment(q0: np.ndarray, q1: np.ndarray, g0: float, g1: float, label: str, slow: bool = False) -> Segment:
     """A minimum-jerk move as fast as the expert's velocity and acceleration limits allow (`slow`: 40 %)."""
-    v = EXPERT_VELOCITY * (0.4 if slow else 1.0)
-    duration = max(min_jerk_duration(q1 - q0, v, EXPERT_ACCELERATION, 0.8), _gripper_time(g0, g1))
+    v = SLOW_VELOCITY if slow else EXPERT_VELOCITY
+    duration = max(min_jerk_duration(q1 - q0, v, EXPERT_ACCELERATION, 0.8), gripper_time(g0, g1))
     return Segment(q0, q1, g0, g1, duration, label)
 
 
 def pause(q: np.ndarray, g0: float, g1: float, duration: float, label: str) -> Segment:
     """Hold the arm still for `duration` (longer if the gripper needs it to move within its limits)."""
-    return Segment(q, q, g0, g1, max(duration, _gripper_time(g0, g1)), label)
+    return Segment(q, q, g0, g1, max(duration, gripper_time(g0, g1)), label)
 
 
 _pause = pause  # the name this module's plans used before `pause` was public

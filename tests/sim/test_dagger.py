@@ -115,6 +115,55 @@ def test_fingers_open_at_the_grasp_point_are_labelled_to_close_at_speed(scene):
     assert label.chunk[-1, 6] < arm_desc.GRIPPER_MAX - 0.012
 
 
+def test_open_fingers_a_centimetre_off_the_cube_close_where_they_are(scene):
+    """Inside the capture region (grasps that close 8-12 mm off lift as often as centred ones) the label closes
+    now and holds the arm still; just outside it, it still moves to the grasp point first."""
+    from harmowam_edge.sim.relabel import CAPTURE_XY, relabel
+
+    world, ctx, *_ = scene
+    grasp = success.grasp_point(ctx.object_start)
+    f = _state(scene, grasp + np.array([0.009, -0.004, 0.003]), arm_desc.GRIPPER_MAX)
+    label = relabel(world, ctx, f, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("descend", "grasp")
+    assert label.chunk[-1, 6] < arm_desc.GRIPPER_MAX - 0.012  # closing at speed
+    np.testing.assert_allclose(label.chunk[:, :6], np.repeat(f.joint_pos[None, :6], K, axis=0), atol=1e-6)
+    outside = _state(scene, grasp + np.array([CAPTURE_XY + 0.004, 0.0, 0.0]), arm_desc.GRIPPER_MAX)
+    label = relabel(world, ctx, outside, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("descend", "descend")
+    assert np.allclose(label.chunk[:, 6], arm_desc.GRIPPER_MAX, atol=1e-6)
+
+
+def test_the_rest_of_a_descent_takes_what_the_demonstrations_take() -> None:
+    """The minimum-jerk descent's tail: all of it for the whole approach height, half the time for half the
+    way (the blend is symmetric), and a short distance near the bottom only a fraction of the 0.8 s a fresh
+    plan would take."""
+    from harmowam_edge.sim.relabel import descent_left
+
+    t = 1.2
+    assert descent_left(planning.APPROACH_HEIGHT, t) == pytest.approx(t, abs=1e-9)
+    assert descent_left(planning.APPROACH_HEIGHT / 2, t) == pytest.approx(t / 2, abs=1e-9)
+    assert descent_left(0.0, t) == pytest.approx(0.0, abs=1e-5)  # the blend rounds to 1 within ~4 µs of the end
+    left = [descent_left(d, t) for d in np.linspace(0.0, planning.APPROACH_HEIGHT, 25)]
+    assert np.all(np.diff(left) > 0)
+    assert descent_left(0.01, t) < 0.3
+
+
+def test_a_state_two_centimetres_above_the_cube_descends_at_the_demonstrations_pace(scene):
+    """20 mm above the grasp point the demonstrations are ~0.37 s from closing: the label covers most of the way
+    in one chunk (a fresh 0.8 s plan covered under half of it) and stays open."""
+    from harmowam_edge.sim.relabel import relabel
+
+    world, ctx, *_ = scene
+    grasp = success.grasp_point(ctx.object_start)
+    f = _state(scene, grasp + np.array([0.0, 0.0, 0.02]), arm_desc.GRIPPER_MAX)
+    label = relabel(world, ctx, f, K, RATE)
+    assert (label.situation, PHASE_NAMES[label.phase]) == ("descend", "descend")
+    z = _tcp_z(scene, label.chunk)
+    assert z[-1] - grasp[2] < 0.5 * (z[0] - grasp[2])
+    assert np.all(np.diff(z) <= 1e-6)
+    assert np.allclose(label.chunk[:, 6], arm_desc.GRIPPER_MAX, atol=1e-6)
+
+
 def test_fingers_squeezing_the_cube_are_labelled_to_lift_now(scene):
     """The fingers stop at the cube's width and stay there: the label must lift within the chunk, not wait for
     closing that never ends."""
