@@ -540,6 +540,9 @@ def table(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the table as a bench JSON document here.")
     ] = None,
+    grasps: Annotated[
+        bool, typer.Option("--grasps", help="Also: how often a closing lifted, by how far off the object it closed.")
+    ] = False,
 ) -> None:
     """Success per task x scene x bundle with Wilson intervals; each bundle paired seed by seed with the first."""
     from rich.table import Table
@@ -609,11 +612,41 @@ def table(
                 "points",
             )
         console.print(p)
+    if grasps:
+        report.details["lift_by_offset"] = _print_lift_by_offset(reports)
     if json_out is not None:
         report.details["cells"] = [c.summary() for c in cells]
         report.details["paired"] = pairs
         report.write(json_out)
         typer.echo(f"wrote {json_out}")
+
+
+def _print_lift_by_offset(reports: list[Path]) -> list[dict[str, object]]:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harmowam_edge.sim.eval_stats import wilson_interval
+    from harmowam_edge.sim.eval_table import load_grasp_attempts
+    from harmowam_edge.sim.grasps import lift_by_offset
+
+    rows = lift_by_offset(load_grasp_attempts(reports))
+    t = Table(
+        title="grasp attempts, every bundle: lifted, by the TCP's horizontal offset from the object (Wilson 95 %)"
+    )
+    for col in ("offset", "attempts", "lifted", "rate [Wilson 95%]"):
+        t.add_column(col)
+    for r in rows:
+        hi = "" if r["to_m"] == float("inf") else f"{1000 * r['to_m']:.0f}"
+        span = f"{1000 * r['from_m']:.0f}-{hi} mm" if hi else f">= {1000 * r['from_m']:.0f} mm"
+        if r["attempts"]:
+            lo_w, hi_w = wilson_interval(r["lifted"], r["attempts"])
+            rate = f"{100 * r['lifted_rate']:.0f} % [{100 * lo_w:.0f}, {100 * hi_w:.0f}]"
+        else:
+            rate = "-"
+        t.add_row(span, str(r["attempts"]), str(r["lifted"]), rate)
+        r["to_m"] = None if r["to_m"] == float("inf") else r["to_m"]  # JSON has no infinity
+    Console().print(t)
+    return rows
 
 
 @app.command()
@@ -642,6 +675,17 @@ def dagger(
     cfg.validate()  # seeds (training only), scene, task, --out: before anything loads
     bundle_cameras_and_arms(bundle)  # a clear error for a path that is not a bundle, before anything starts
     collect_dagger(cfg, progress=typer.echo)
+
+
+@app.command()
+def relabel(
+    src: Annotated[Path, typer.Argument(help="A folder `sim dagger` wrote.")],
+    out: Annotated[Path, typer.Option("--out", help="A new (or empty) folder for the relabelled copy.")],
+) -> None:
+    """Label recorded DAgger rollouts again with the expert's current rules (no rollout; the source is kept)."""
+    from harmowam_edge.sim.relabel_rollouts import relabel_rollouts
+
+    relabel_rollouts(src, out, progress=typer.echo)
 
 
 def _print_eval_table(report: dict[str, object]) -> None:

@@ -6,7 +6,8 @@ format v2 (one .npz per frame, `setpoints.npz` with the learner's own setpoints)
 measured state and the world's ground truth. After the episode `relabel.relabel` plans the scripted expert
 from each of those states and `label_chunk` [K, A] / `label_phase` are appended to the frame's file: the
 learner's states, the expert's actions (DAgger). Labelling runs after the episode so the rollout's control loop
-never shares the CPU with IK.
+never shares the CPU with IK. The facts each label was planned from (`STATE_FIELDS`, and the episode's context
+in episode.json) stay in the files, so `relabel_rollouts.relabel_rollouts` can label them again offline.
 
 `phase` in the frame files and in setpoints.npz is `idle`: what the learner commanded is no expert behaviour, so a
 reader that does not know the labels trains on none of it rather than cloning the learner.
@@ -159,9 +160,31 @@ def label_episode(
         arrays: dict[str, np.ndarray] = {
             "label_chunk": label.chunk.astype(np.float32),
             "label_phase": np.array(label.phase, np.int16),
+            **state_arrays(state),
         }
         append_arrays(ep_dir / f"{i:06d}.npz", arrays)
     return counts
+
+
+# The recorded facts a label was planned from, kept in the frame file so `sim relabel` can plan again offline.
+STATE_FIELDS = ("state_t", "state_object_pos", "state_object_quat", "state_tcp", "state_command")
+
+
+def state_arrays(state: FrameState) -> dict[str, np.ndarray]:
+    """A frame's `FrameState` beyond what the frame file holds already (joint_pos, joint_vel, t_capture_0)."""
+    command = state.joint_pos if state.command is None else state.command
+    return {
+        "state_t": np.array(state.t_state, np.float64),
+        "state_object_pos": np.asarray(state.object_pos, np.float64),
+        "state_object_quat": np.asarray(state.object_quat, np.float64),
+        "state_tcp": np.asarray(state.tcp, np.float64),
+        "state_command": np.asarray(command, np.float32),
+    }
+
+
+def context_record(ctx: EpisodeContext) -> dict[str, Any]:
+    """What `EpisodeContext` holds besides the task, for episode.json (`sim relabel` rebuilds it from this)."""
+    return {"acting": ctx.acting, "object_start": ctx.object_start.tolist(), "goal": ctx.goal.tolist()}
 
 
 def _result(task: Task, seed: int, arm: str, outcome: EpisodeOutcome, rec: DaggerRecorder | None) -> EpisodeResult:
@@ -200,7 +223,12 @@ def collect_dagger(cfg: DaggerConfig, progress: Callable[[str], None] | None = N
             generator=f"harmowam-edge {harmowam_edge.__version__} sim dagger",
             driver=DRIVER,
             bundle={"path": str(cfg.bundle), "manifest_sha256": sha256_file(Path(cfg.bundle) / MANIFEST_NAME)},
-            label={"fields": ["label_chunk", "label_phase"], "chunk_size": k, "action_rate_hz": rate},
+            label={
+                "fields": ["label_chunk", "label_phase"],
+                "chunk_size": k,
+                "action_rate_hz": rate,
+                "state_fields": list(STATE_FIELDS),
+            },
             max_seconds=cfg.max_seconds,
         )
         ik = IKSolver(rig.world)  # one solver for every label (private MjData; the model is only read)
@@ -237,6 +265,7 @@ def collect_dagger(cfg: DaggerConfig, progress: Callable[[str], None] | None = N
                 extra={
                     "rollout": outcome.to_dict(),
                     "labels": counts,
+                    **({"context": context_record(rec.context)} if rec is not None else {}),
                     "label_time_s": round(time.monotonic() - t0, 3),
                     **({"recorder_error": repr(rec.error)} if rec is not None and rec.error else {}),
                 },

@@ -13,6 +13,7 @@ from typing import Any
 
 from harmowam_edge.errors import ConfigError
 from harmowam_edge.sim.eval_stats import paired_outcomes, sign_test_p, wilson_interval
+from harmowam_edge.sim.grasps import GraspAttempt
 
 
 @dataclass
@@ -56,16 +57,20 @@ def _field(doc: Any, key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _read_report(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the report ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: not JSON ({e})") from None
+
+
 def load_cells(paths: Sequence[Path]) -> list[Cell]:
     """Cells in first-seen order; a seed that two reports both ran for the same bundle is refused."""
     cells: dict[tuple[str, str, str], Cell] = {}
     for path in paths:
-        try:
-            doc = json.loads(path.read_text())
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read the report ({e.strerror or e})") from None
-        except ValueError as e:
-            raise ConfigError(f"{path}: not JSON ({e})") from None
+        doc = _read_report(path)
         task = _field(doc, "task", str, str(path))
         scene = _field(doc, "scene", str, str(path))
         episodes = _field(doc, "episodes", list, str(path))
@@ -111,4 +116,25 @@ def paired_against_first(cells: Sequence[Cell]) -> list[dict[str, Any]]:
                     "sign_test_p": sign_test_p(counts["only_reference"], counts["only_other"]),
                 }
             )
+    return out
+
+
+def _attempt(a: Any) -> GraspAttempt:
+    x, y, z = (float(v) for v in a["offset_m"])
+    return GraspAttempt(float(a["t_s"]), str(a["target"]), (x, y, z), str(a["nearest"]), bool(a.get("reopened")))
+
+
+def load_grasp_attempts(paths: Sequence[Path]) -> list[tuple[bool, list[GraspAttempt]]]:
+    """(success, grasp attempts) of every episode of every report (`sim eval` records them per episode)."""
+    out: list[tuple[bool, list[GraspAttempt]]] = []
+    for path in paths:
+        doc = _read_report(path)
+        for i, ep in enumerate(_field(doc, "episodes", list, str(path))):
+            where = f"{path}: episodes[{i}]"
+            raw = _field(ep, "grasp_attempts", list, where)
+            try:
+                attempts = [_attempt(a) for a in raw]
+            except (KeyError, TypeError, ValueError) as e:
+                raise ConfigError(f"{where}: grasp_attempts: expected t_s, target, offset_m, nearest ({e})") from None
+            out.append((bool(ep.get("success")), attempts))
     return out

@@ -8,6 +8,8 @@ again). `sim eval`'s judge feeds a `GraspTracker` from ground truth; `attempt_su
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -82,3 +84,32 @@ def attempt_summary(episodes: Sequence[tuple[bool, Sequence[GraspAttempt]]]) -> 
             round(statistics.median(abs(a.offset_m[k]) for a in firsts), 4) if firsts else None for k in (0, 1)
         ],
     }
+
+
+# Horizontal TCP-to-centre offsets (m) that `lift_by_offset` bins closings by; the last bin is open-ended.
+OFFSET_EDGES_M = (0.0, 0.004, 0.008, 0.012, 0.016, 0.02, 0.03, 0.06)
+
+
+def lift_by_offset(
+    episodes: Sequence[tuple[bool, Sequence[GraspAttempt]]], edges_m: Sequence[float] = OFFSET_EDGES_M
+) -> list[dict[str, Any]]:
+    """How often a closing lifted the object, by how far off its centre the fingers closed (horizontally).
+
+    The lifting closing of an episode is its last one when the episode succeeded and it was not reopened; every
+    other closing failed. Why: it measures the capture region a grasp label may close in (`relabel.CAPTURE_XY`)
+    on what the policies actually did, not on the gripper's geometry.
+    """
+    if len(edges_m) < 1 or any(b <= a for a, b in itertools.pairwise(edges_m)) or edges_m[0] != 0.0:
+        raise ValueError(f"offset edges: expected increasing from 0, got {list(edges_m)}")
+    bounds = [*edges_m, float("inf")]
+    rows: list[dict[str, Any]] = [
+        {"from_m": lo, "to_m": hi, "attempts": 0, "lifted": 0} for lo, hi in itertools.pairwise(bounds)
+    ]
+    for ok, attempts in episodes:
+        for i, a in enumerate(attempts):
+            row = rows[max(0, bisect.bisect_right(edges_m, a.miss_xy_m) - 1)]
+            row["attempts"] += 1
+            row["lifted"] += int(ok and i == len(attempts) - 1 and not a.reopened)
+    for row in rows:
+        row["lifted_rate"] = row["lifted"] / row["attempts"] if row["attempts"] else None
+    return rows

@@ -314,3 +314,32 @@ def test_sim_dagger_writes_labelled_rollouts_the_trainer_reads(nano_bundle, tmp_
     tg = frame_targets(ep, k, rate, horizon=2, horizon_dt_s=0.1)
     np.testing.assert_array_equal(tg.chunks, ep.label_chunks)
     assert sum(rec["labels"].values()) == ep.frames
+    # The states each label was planned from stay in the files: `sim relabel` plans them again, to a copy.
+    assert rec["context"]["acting"] == 0
+    again = tmp_path / "again"
+    main(["sim", "relabel", str(out), "--out", str(again)])
+    assert "sim relabel: " in capsys.readouterr().out
+    (ep2,) = load_episodes([again])
+    np.testing.assert_array_equal(ep2.label_chunks, ep.label_chunks)  # the same rules: the same labels
+    np.testing.assert_array_equal(ep2.images[0], ep.images[0])
+    meta2 = json.loads((again / "dataset.json").read_text())
+    assert meta2["relabelled"]["from"] == str(out)
+    assert meta2["episodes"][0]["labels"] == rec["labels"]
+
+
+def test_sim_relabel_refuses_rollouts_without_their_states(tmp_path, capsys):
+    """Rollouts recorded before `sim dagger` kept its states cannot be relabelled: one line, nothing written."""
+    from harmowam_edge.cli import main
+
+    src = tmp_path / "old"
+    src.mkdir()
+    meta = {"driver": "dagger", "label": {"fields": ["label_chunk", "label_phase"], "chunk_size": 12,
+            "action_rate_hz": 48.0}, "episodes": []}  # fmt: skip
+    (src / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit) as e:
+        main(["sim", "relabel", str(src), "--out", str(tmp_path / "new")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "dataset.json: label.state_fields: lacks state_t" in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "new").exists()

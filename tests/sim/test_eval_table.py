@@ -113,3 +113,33 @@ def test_sim_table_prints_and_writes_a_bench_document(tmp_path: Path, capsys) ->
         main(["sim", "table", str(tmp_path / "missing.json")])
     assert info.value.code == 2
     assert "missing.json: cannot read the report" in capsys.readouterr().err
+
+
+def test_sim_table_grasps_bins_the_closings_of_every_report(tmp_path: Path, capsys) -> None:
+    """`--grasps`: the closings of each episode, lifted or not, by horizontal offset; into the JSON as well."""
+    hit = {"t_s": 3.0, "target": "red_cube", "offset_m": [0.003, 0.0, 0.0], "nearest": "red_cube"}
+    miss = {**hit, "offset_m": [0.0, 0.035, 0.0], "reopened": True}
+    episodes = [
+        {"bundle": "a", "seed": 1, "success": True, "grasp_attempts": [miss, hit]},
+        {"bundle": "a", "seed": 2, "success": False, "grasp_attempts": [miss]},
+    ]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"task": "pick_red_cube", "scene": "id", "episodes": episodes}))
+    out = tmp_path / "t.json"
+    with pytest.raises(SystemExit) as done:
+        main(["sim", "table", str(path), "--grasps", "--json", str(out)])
+    assert done.value.code in (0, None)
+    assert "0-4 mm" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["details"]["lift_by_offset"]
+    assert (rows[0]["attempts"], rows[0]["lifted"]) == (1, 1)
+    assert sum(r["attempts"] for r in rows) == 3
+    assert sum(r["lifted"] for r in rows) == 1
+    assert rows[-1]["to_m"] is None  # open-ended, JSON has no infinity
+    episodes[0]["grasp_attempts"] = [{"t_s": 1.0}]
+    path.write_text(json.dumps({"task": "pick_red_cube", "scene": "id", "episodes": episodes}))
+    with pytest.raises(SystemExit) as info:
+        main(["sim", "table", str(path), "--grasps"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "episodes[0]: grasp_attempts: expected t_s, target, offset_m, nearest" in err
+    assert len(err.splitlines()) == 1

@@ -63,3 +63,26 @@ def test_the_summary_counts_how_the_failures_missed() -> None:
 def test_the_thresholds_must_leave_a_band_between_closed_and_open() -> None:
     with pytest.raises(ValueError, match="closing < open"):
         GraspTracker("red_cube", closing=0.07, open_=0.05)
+
+
+def test_lift_by_offset_credits_only_the_closing_that_lifted() -> None:
+    """A success's last closing lifted; its earlier miss, a reopened closing and every closing of a failure did
+    not. Offsets bin horizontally (z ignored), the last bin open-ended."""
+    from harmowam_edge.sim.grasps import GraspAttempt, lift_by_offset
+
+    def at(dx: float, dy: float, reopened: bool = False) -> GraspAttempt:
+        return GraspAttempt(1.0, "red_cube", (dx, dy, 0.03), "red_cube", reopened)
+
+    episodes = [
+        (True, [at(0.025, 0.0, reopened=True), at(0.003, 0.004)]),  # missed at 25 mm, lifted at 5 mm
+        (True, [at(0.0, 0.011)]),  # lifted at 11 mm
+        (False, [at(0.0, 0.006)]),  # closed at 6 mm and never lifted
+        (True, [at(0.1, 0.0, reopened=True)]),  # a success whose only closing reopened: not the lift
+    ]
+    rows = lift_by_offset(episodes, edges_m=(0.0, 0.01, 0.02))
+    assert [(r["attempts"], r["lifted"]) for r in rows] == [(2, 1), (1, 1), (2, 0)]
+    assert rows[0]["lifted_rate"] == 0.5
+    assert rows[-1]["to_m"] == float("inf")
+    assert lift_by_offset([], edges_m=(0.0, 0.01))[0]["lifted_rate"] is None
+    with pytest.raises(ValueError, match="increasing from 0"):
+        lift_by_offset([], edges_m=(0.0, 0.02, 0.01))
