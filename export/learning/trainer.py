@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from export.checkpoint import (
     CONFIG_FILE,
@@ -40,7 +40,7 @@ from export.learning.curves import write_loss_curve
 from export.learning.data import DEMO_TIMINGS, dataset_digest, iter_episodes
 from export.learning.losses import LossWeights, PolicyModel, action_errors, ema_update, target_latents
 from export.learning.sampler import Batch, TrainingSet, seed_ranges
-from harmowam_edge.bundle.schema import ActionSpace, reference_action_space
+from harmowam_edge.bundle.schema import WORLD_MODEL, ActionSpace, reference_action_space
 
 STATE_FILE = "training_state.pt"
 LOG_FILE = "training_log.jsonl"
@@ -255,7 +255,8 @@ def start_from(
 
     The flow step count is not a weight: it stays the checkpoint's unless `flow_steps` asks for another (a
     teacher with more steps grown from a student's weights, say), and then the same weights are rebuilt with it.
-    `keypoints` may grow a checkpoint without them: the new branch starts at zero, so the function is unchanged."""
+    `keypoints` may grow a checkpoint without them: the new branch starts at zero, so the function is unchanged.
+    Data with more cameras than the checkpoint (its own first, in order) grows a stem for each added one."""
     ck = load_checkpoint(path)
     ic = ck.config
     steps = ic.architecture.flow_steps if flow_steps is None else flow_steps
@@ -274,13 +275,14 @@ def start_from(
     if ic.action_space.to_dict() != cfg.action_space.to_dict():
         names = [d.name for d in ic.action_space.dims]
         raise ConfigError(f"--init {path}: its action space {names} differs from the data's")
-    if [(c.name, c.width, c.height, c.has_depth) for c in ic.cameras] != [
-        (c.name, c.width, c.height, c.has_depth) for c in cfg.cameras
-    ]:
+    theirs_cams = [(c.name, c.width, c.height, c.has_depth) for c in ic.cameras]
+    mine_cams = [(c.name, c.width, c.height, c.has_depth) for c in cfg.cameras]
+    if mine_cams[: len(theirs_cams)] != theirs_cams:
         raise ConfigError(
             f"--init {path}: cameras {[c.describe() for c in ic.cameras]} differ from the data's "
-            f"{[c.describe() for c in cfg.cameras]}"
+            f"{[c.describe() for c in cfg.cameras]} (cameras can only be added after the checkpoint's own)"
         )
+    added_cameras = len(mine_cams) - len(theirs_cams)
     table = {t.name: t.embedding for t in ic.tasks}
     unknown = sorted(set(ts.episode_tasks) - set(table))
     if unknown:
@@ -290,14 +292,26 @@ def start_from(
             ts.task_table[i] = np.asarray(table[name], np.float32)
     ts.normalization = ic.normalization  # what the state noise scales by, too
     cfg = replace(cfg, normalization=ic.normalization, tasks=ic.tasks, gate=ic.gate)
-    if steps != ic.architecture.flow_steps or kp != ic.architecture.keypoints:
+    if steps != ic.architecture.flow_steps or kp != ic.architecture.keypoints or added_cameras:
         nets = build_networks(cfg)
-        # A new keypoint branch keeps its fresh (zero-output) weights; every other tensor is the checkpoint's,
-        # loaded strictly.
-        fresh = {k: v for k, v in nets.state_dict().items() if ".keypoints." in k}
-        nets.load_state_dict({**fresh, **ck.networks.state_dict()})
+        nets.load_state_dict(_grown_state(nets.state_dict(), ck.networks.state_dict(), len(theirs_cams)))
         ck = replace(ck, networks=nets)
     return ck, cfg
+
+
+def _grown_state(fresh: dict[str, Tensor], old: dict[str, Tensor], old_cameras: int) -> dict[str, Tensor]:
+    """The checkpoint's tensors, with what `--init` grew taken fresh: a keypoint branch (its zero-output start),
+    the stem of each added camera and that camera's row of the camera embedding (random, as built).
+
+    An added camera's tokens join the encoder's attention, so unlike keypoints the grown network does not compute
+    exactly what it did; everything the checkpoint had is still its own, and training starts from there."""
+    out = dict(old)
+    for key, value in fresh.items():
+        if ".keypoints." in key or (key.startswith(f"{WORLD_MODEL}.stems.") and int(key.split(".")[2]) >= old_cameras):
+            out[key] = value
+        elif key == f"{WORLD_MODEL}.camera_emb" and value.shape != old[key].shape:
+            out[key] = torch.cat([old[key], value[old_cameras:]], dim=0)
+    return out
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -329,9 +329,15 @@ FIXED_MOUNTS = {
     "top": ((0.45, 0.0, 1.25), (0.38, 0.0, 0.0)),
     "left_side": ((0.35, 1.05, 0.60), (0.30, 0.0, 0.18)),
 }
-# Wrist camera: on the palm, beside the fingers, looking along the tool axis (camera -z = palm +z).
+# Wrist camera: on the palm, beside the fingers, tilted in towards the tool axis so that the fingertips and
+# whatever is between them stay in view down to the grasp (looking straight along the axis, the camera lost the
+# object in the last ~10 cm of a descent, where the aim matters most). Its optical axis crosses the tool axis
+# WRIST_CAMERA_AIM beyond the palm frame, just past the fingertips.
 WRIST_CAMERA_POS = (0.055, 0.0, 0.0)
-WRIST_CAMERA_XYAXES = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0)
+WRIST_CAMERA_AIM = 0.095
+_TILT = math.atan2(WRIST_CAMERA_POS[0], WRIST_CAMERA_AIM)
+# Camera x = palm y; camera y (image up) turned from palm x by the tilt, so camera -z (its view) leans to -x.
+WRIST_CAMERA_XYAXES = (0.0, 1.0, 0.0, math.cos(_TILT), 0.0, math.sin(_TILT))
 
 
 def camera_mounts(cameras: Sequence[CameraSpec], arms: int) -> tuple[CameraMount, ...]:

@@ -1,4 +1,4 @@
-"""Spatial-softmax keypoints beside the patch tokens: where they point, growing them by `--init`, the exported graph."""
+"""Growing a checkpoint by `--init`: spatial-softmax keypoints (where they point, the graph) and added cameras."""
 
 from __future__ import annotations
 
@@ -131,3 +131,47 @@ def test_a_student_keeps_its_teachers_keypoints() -> None:
     arch = student_architecture(DistillOptions(flow_steps=1), teacher)
     assert (arch.keypoints, arch.flow_steps) == (16, 1)
     assert student_architecture(DistillOptions(flow_steps=1), _cfg(keypoints=0)).keypoints == 0
+
+
+def test_init_grows_a_camera_keeping_every_tensor_the_checkpoint_had(tmp_path: Path) -> None:
+    """Data with a second camera after the checkpoint's own: a fresh stem for it, everything else carried over;
+    the grown network trains and exports; cameras that do not extend the checkpoint's are refused."""
+    one = write_demos(tmp_path / "one", episodes=2, seed=3)
+    two = write_demos(tmp_path / "two", episodes=2, seed=3, cameras=2)
+    opts = TrainOptions(preset="nano", steps=2, batch_size=4, threads=1, val_fraction=0.0)
+    ts1, cfg1 = load_training_set([one], opts)
+    start = tmp_path / "start"
+    start.mkdir()
+    torch.manual_seed(5)
+    save_checkpoint(start, cfg1, build_networks(cfg1))
+    ts2, cfg2 = load_training_set([two], opts)
+    ck, grown_cfg = start_from(start, ts2, cfg2)
+    assert [c.name for c in grown_cfg.cameras] == ["cam0", "cam1"]
+    old = load_checkpoint(start).networks.state_dict()
+    new = ck.networks.state_dict()
+    assert set(old) < set(new)
+    added = sorted(k for k in set(new) - set(old))
+    assert added
+    assert all(k.startswith("world_model.stems.1.") for k in added)
+    for key, value in old.items():
+        if key == "world_model.camera_emb":
+            torch.testing.assert_close(new[key][:1], value, atol=0, rtol=0)
+            assert new[key].shape[0] == 2
+        else:
+            torch.testing.assert_close(new[key], value, atol=0, rtol=0)
+    # The second camera's pixels reach the latents.
+    wm = ck.networks.world_model.eval()
+    feed = random_feed(graph_io(grown_cfg)[WORLD_MODEL][0], grown_cfg, np.random.default_rng(2))
+    args = [torch.from_numpy(v) for v in feed.values()]
+    with torch.no_grad():
+        lat = wm(*args)[0]
+        args[1] = torch.zeros_like(args[1])
+        blind = wm(*args)[0]
+    assert float((lat - blind).abs().max()) > 1e-3
+
+    # The other way round (two cameras into one) or another order is refused, naming both camera lists.
+    two_ck = tmp_path / "two_ck"
+    two_ck.mkdir()
+    save_checkpoint(two_ck, grown_cfg, ck.networks)
+    with pytest.raises(ConfigError, match=r"--init .*cameras .*differ from the data's .*can only be added after"):
+        start_from(two_ck, ts1, cfg1)

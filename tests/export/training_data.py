@@ -40,8 +40,9 @@ def _image(tx: float, ty: float, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def write_demos(out: Path, episodes: int, seed: int = 0, phases: bool = True) -> Path:
-    """A `harmowam-sim-demos` v2 folder: frames at 10 Hz, setpoints at 100 Hz, phase labels per frame."""
+def write_demos(out: Path, episodes: int, seed: int = 0, phases: bool = True, cameras: int = 1) -> Path:
+    """A `harmowam-sim-demos` v2 folder: frames at 10 Hz, setpoints at 100 Hz, phase labels per frame; cameras
+    after the first (`cam1`, ...) see the same target mirrored."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True)
     names = [d.name for d in reference_action_space(1).dims]
@@ -67,6 +68,9 @@ def write_demos(out: Path, episodes: int, seed: int = 0, phases: bool = True) ->
                 "t_capture_0": np.array(t, np.float64),
                 "phase": np.array(0 if t - 100.0 < REACH_S else 1, np.int16),
             }
+            for c in range(1, cameras):
+                step[f"image_{c}"] = np.ascontiguousarray(step["image_0"][:, ::-1])
+                step[f"t_capture_{c}"] = np.array(t, np.float64)
             np.savez_compressed(ep / f"{i:06d}.npz", **step)  # type: ignore[arg-type]
         sp_phase = np.where(t_sp - 100.0 < REACH_S, 0, 1).astype(np.int16)  # "grasp" once the target is reached
         np.savez_compressed(ep / "setpoints.npz", t=t_sp, setpoints=setpoints, phase=sp_phase)
@@ -77,7 +81,10 @@ def write_demos(out: Path, episodes: int, seed: int = 0, phases: bool = True) ->
         "format": "harmowam-sim-demos",
         "version": 2,
         "action_names": names,
-        "cameras": [{"name": "cam0", "width": WIDTH, "height": HEIGHT, "fps": int(FPS), "streams": ["color"]}],
+        "cameras": [
+            {"name": f"cam{c}", "width": WIDTH, "height": HEIGHT, "fps": int(FPS), "streams": ["color"]}
+            for c in range(cameras)
+        ],
         "phase_names": list(PHASES) if phases else [],
         "episodes": records,
     }

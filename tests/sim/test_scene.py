@@ -172,13 +172,18 @@ def test_wrist_camera_moves_with_the_arm():
     spec = CameraSpec("wrist", W, H, 30, ("color", "depth"))
     world = SimWorld(1, [spec], seed=0)
     before = world.camera_pose("wrist")
+    palm = world.data.xpos[world.model.body("palm").id].copy()
     with world.lock:
         world.data.qpos[world.arm_index[0].qpos[0]] = 0.5
         mujoco.mj_forward(world.model, world.data)
     after = world.camera_pose("wrist")
     assert not np.allclose(before[:3, 3], after[:3, 3])
-    # It looks along the tool axis: straight down at home.
-    assert before[:3, 2] == pytest.approx([0, 0, -1], abs=1e-6)
+    # At home the tool points straight down; the camera looks down and in, its optical axis crossing the tool
+    # axis WRIST_CAMERA_AIM past the palm frame, so the fingertips and what they grasp stay in view.
+    target = palm + np.array([0.0, 0.0, -scene.WRIST_CAMERA_AIM])
+    view = target - before[:3, 3]
+    assert before[:3, 2] == pytest.approx(view / np.linalg.norm(view), abs=1e-6)
+    assert before[2, 2] < -0.8  # mostly down: a lean of about 30 degrees
 
 
 # ----------------------------------------------------------------------------------------------------------------
