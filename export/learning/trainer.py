@@ -40,7 +40,7 @@ from export.learning.curves import write_loss_curve
 from export.learning.data import DEMO_TIMINGS, dataset_digest, iter_episodes
 from export.learning.losses import LossWeights, PolicyModel, action_errors, ema_update, target_latents
 from export.learning.sampler import Batch, TrainingSet, seed_ranges
-from harmowam_edge.bundle.schema import WORLD_MODEL, ActionSpace, reference_action_space
+from harmowam_edge.bundle.schema import WORLD_MODEL, ActionSpace, CameraSpec, reference_action_space
 
 STATE_FILE = "training_state.pt"
 LOG_FILE = "training_log.jsonl"
@@ -425,14 +425,27 @@ def swap_partners(episode: np.ndarray) -> np.ndarray:
 def _frame_swap(
     model: PolicyModel, b: Batch, other: Batch, noise: torch.Tensor, blend_error: float
 ) -> dict[str, float]:
-    """The blended chunk's error when every frame is another episode's (joint state, task and target kept)."""
+    """The blended chunk's error when every frame is another episode's (joint state, task and target kept); with
+    several cameras also one camera's frames at a time (`swap_gain_<i>`: how much the networks lean on camera i)."""
     swapped = replace(b, colors=other.colors, depths=other.depths)
     fake = action_errors(model, swapped, noise)
-    return {
+    out = {
         "swap_blend": fake["blend"],
         "swap_error_reactive": fake["error_reactive"],
         "swap_gain": fake["blend"] - blend_error,
     }
+    if len(b.colors) > 1:
+        for i in range(len(b.colors)):
+            colors, depths = list(b.colors), list(b.depths)
+            colors[i], depths[i] = other.colors[i], other.depths[i]
+            one = action_errors(model, replace(b, colors=colors, depths=depths), noise)
+            out[f"swap_gain_{i}"] = one["blend"] - blend_error
+    return out
+
+
+def _per_camera_swap(v: dict[str, float], cameras: Sequence[CameraSpec]) -> str:
+    parts = [f"{c.name} +{v[f'swap_gain_{i}']:.4f}" for i, c in enumerate(cameras) if f"swap_gain_{i}" in v]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _save_state(
@@ -629,7 +642,7 @@ def train(
                 bar.log(
                     f"step {done}/{opts.steps}: train {np.mean([h['total'] for h in history[-50:]]):.4f}, "
                     f"val {v['total']:.4f}, val action error blend {v['blend']:.4f} (hold {v['hold']:.4f}), "
-                    f"frame swap +{v.get('swap_gain', 0.0):.4f}",
+                    f"frame swap +{v.get('swap_gain', 0.0):.4f}{_per_camera_swap(v, ts.cameras)}",
                     say,
                 )
             if done % opts.checkpoint_interval == 0 or done == opts.steps:

@@ -137,3 +137,22 @@ def test_trained_checkpoint_exports_to_a_bundle(trained: Path, tmp_path: Path, c
     assert carried["steps"] == 150
     assert carried["relative_actions"] is True
     assert trained_seed_ranges(tmp_path / "bundle") == [tuple(r) for r in training["seed_ranges"]]
+
+
+def test_per_camera_frame_swap_tells_which_camera_the_networks_lean_on(tmp_path: Path) -> None:
+    """Two cameras, the second a blank wall: swapping its frames changes nothing (gain exactly 0), and swapping
+    the first alone is the whole swap. Validation reports both, and the progress line names the cameras."""
+    import numpy as np
+
+    demos = write_demos(tmp_path / "demos", episodes=4, seed=2, cameras=2)
+    for f in sorted(demos.glob("episode_*/0*.npz")):
+        step = dict(np.load(f))
+        step["image_1"] = np.full_like(step["image_1"], 128)
+        np.savez_compressed(f, **step)  # type: ignore[arg-type]
+    lines: list[str] = []
+    out = tmp_path / "ck"
+    train([demos], out, _opts(20, val_fraction=0.5), say=lines.append, progress=False)
+    v = json.loads((out / "config.json").read_text())["training"]["val_final"]
+    assert v["swap_gain_1"] == pytest.approx(0.0, abs=1e-9)
+    assert v["swap_gain_0"] == pytest.approx(v["swap_gain"], abs=1e-6)
+    assert any("(cam0 +" in line and ", cam1 +" in line for line in lines), lines
