@@ -1,9 +1,12 @@
-"""Image augmentation for training: random shifts of the cached (cropped, shrunk) frames.
+"""Image augmentation for training: random shifts of the cached (cropped, shrunk) frames, and camera dropout.
 
 Why: a few hundred demonstrations of one fixed camera let a small encoder memorise where things sit in the
 training frames; a random shift of a few pixels (replicate-padded, as DrQ and Diffusion Policy's random crop)
 keeps the arm and the object in the same relation while moving both, so the policy has to read where the object
-is relative to the gripper. The exported graphs never see it: it runs on the training batch only.
+is relative to the gripper. Camera dropout blanks one camera of a sample so that no view can carry the policy
+alone: grown onto a front-camera student, a wrist camera stayed the junior view (its frame swap cost a third of
+the front's), and dropping the front now and then makes the wrist's view of the grasp worth learning. The
+exported graphs never see either: they run on the training batch only.
 """
 
 from __future__ import annotations
@@ -57,3 +60,31 @@ def shift_batch(b: Batch, max_px: int, gen: torch.Generator) -> Batch:
         future_colors.append(shift_images(fc, fs))
         future_depths.append(move(fd, fs))
     return replace(b, colors=colors, depths=depths, future_colors=future_colors, future_depths=future_depths)
+
+
+def blank_images(images: Tensor, drop: Tensor) -> Tensor:
+    """The images [N, C, h, w] where `drop` [N] is true replaced by their own mean colour: no layout left, same
+    brightness (a black frame would also teach what an unplugged camera looks like, which the rig never sends)."""
+    if not bool(drop.any()):
+        return images
+    flat = images.mean(dim=(-2, -1), keepdim=True).expand_as(images)
+    return torch.where(drop.view(-1, 1, 1, 1), flat, images)
+
+
+def drop_cameras(b: Batch, p: float, gen: torch.Generator) -> Batch:
+    """The batch with, in each sample drawn with probability `p`, one of its cameras (uniformly chosen) blanked.
+
+    Only the current frames: the world model's targets (the horizon frames) stay whole, so it still learns what
+    every camera will see next. One camera at most per sample, so a sample never loses its whole view."""
+    cams = len(b.colors)
+    if p <= 0 or cams < 2:
+        return b
+    n = b.joint_pos.shape[0]
+    hit = torch.rand(n, generator=gen) < p
+    which = torch.randint(0, cams, (n,), generator=gen)
+    colors, depths = [], []
+    for i, (c, d) in enumerate(zip(b.colors, b.depths, strict=True)):
+        drop = (hit & (which == i)).to(c.device)
+        colors.append(blank_images(c, drop))
+        depths.append(None if d is None else blank_images(d, drop))
+    return replace(b, colors=colors, depths=depths)

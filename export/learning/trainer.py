@@ -35,7 +35,7 @@ from export.checkpoint import (
 from export.config import DEFAULT_TASKS, MAX_KEYPOINTS, Architecture, CheckpointConfig, Task
 from export.config import preset as get_preset
 from export.errors import ConfigError, DatasetError, OutputExistsError
-from export.learning.augment import shift_batch
+from export.learning.augment import drop_cameras, shift_batch
 from export.learning.curves import write_loss_curve
 from export.learning.data import DEMO_TIMINGS, dataset_digest, iter_episodes
 from export.learning.losses import LossWeights, PolicyModel, action_errors, ema_update, target_latents
@@ -75,6 +75,7 @@ class TrainOptions:
     # copying the state.
     state_noise: float = 0.0
     image_shift: int = 0  # pixels of random shift of the model-size frames (`augment`); 0: none
+    camera_dropout: float = 0.0  # share of samples with one of their cameras blanked (`augment`); 0: none
     # cruising: demonstrated moves re-timed to their peak speed, so a chunk depends on the state alone (`retime`)
     demo_timing: str = "cruising"
     gate_labels: str = "phases"  # phases (the expert's phase where known) or accuracy (the nearer expert's chunk)
@@ -101,6 +102,8 @@ class TrainOptions:
             raise ConfigError(f"--reopen-weight: expected a factor in 1..100, got {self.reopen_weight}")
         if not isinstance(self.image_shift, int) or not 0 <= self.image_shift <= 16:
             raise ConfigError(f"--image-shift: expected whole pixels in 0..16, got {self.image_shift!r}")
+        if not (0.0 <= self.camera_dropout < 1.0):
+            raise ConfigError(f"--camera-dropout: expected a share in 0 <= p < 1, got {self.camera_dropout}")
         if self.demo_timing not in DEMO_TIMINGS:
             raise ConfigError(f"--demo-timing: expected {' or '.join(DEMO_TIMINGS)}, got {self.demo_timing!r}")
         if self.gate_labels not in ("phases", "accuracy"):
@@ -203,6 +206,9 @@ def load_training_set(
         demo_timing=opts.demo_timing,
         reopen_weight=opts.reopen_weight,
     )
+    if opts.camera_dropout > 0 and len(ts.cameras) < 2:
+        names = ", ".join(c.name for c in ts.cameras)
+        raise ConfigError(f"--camera-dropout: needs two or more cameras, the data has {len(ts.cameras)} ({names})")
     cfg = CheckpointConfig(
         architecture=arch,
         action_space=space,
@@ -621,6 +627,7 @@ def train(
                 jitter = torch.randn(b.joint_pos.shape, generator=gen).to(device) * proprio_std * opts.state_noise
                 b = replace(b, joint_pos=b.joint_pos + jitter)
             b = shift_batch(b, opts.image_shift, gen)
+            b = drop_cameras(b, opts.camera_dropout, gen)
             noise = torch.randn(len(index), a.chunk_size, len(ts.action_names), generator=gen).to(device)
             flow_t = torch.rand(len(index), generator=gen).to(device)
             losses = ddp(b, target_latents(ema, b, a.horizon), noise, flow_t)
@@ -726,6 +733,7 @@ def _training_block(
         "relative_actions": ts.arch.relative_actions,
         "state_noise": opts.state_noise,
         "image_shift": opts.image_shift,
+        "camera_dropout": opts.camera_dropout,
         "gate_labels": opts.gate_labels,
         "reopen_weight": opts.reopen_weight,
         "reopening_frames": int(np.sum(ts.reopening)),

@@ -58,6 +58,14 @@ def train(
         int,
         typer.Option("--image-shift", help="Random shift of the training frames in model pixels (0: none)."),
     ] = 0,
+    camera_dropout: Annotated[
+        float,
+        typer.Option(
+            "--camera-dropout",
+            help="Share of training samples with one camera (chosen at random) blanked, so no view carries the "
+            "policy alone (two or more cameras; 0: none).",
+        ),
+    ] = 0.0,
     demo_timing: Annotated[
         str,
         typer.Option(
@@ -119,6 +127,7 @@ def train(
         relative_actions=actions == "relative",
         state_noise=state_noise,
         image_shift=image_shift,
+        camera_dropout=camera_dropout,
         gate_labels=gate_labels,
         demo_timing=demo_timing,
         reopen_weight=reopen_weight,
